@@ -1,0 +1,3 @@
+from stackwatch.cli.main import app
+
+app(prog_name="stackwatch")

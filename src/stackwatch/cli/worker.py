@@ -1,0 +1,91 @@
+"""`stackwatch worker ...`: run one part alone (at scale each part is its own process).
+
+`stackwatch worker catcher --config FILE --provider NAME` runs the provider's selected monitor into the
+catcher until SIGTERM / SIGINT; a stop lets the batch being written finish and be acknowledged, the rest
+stays on the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stackwatch.cli.common import friendly_errors
+from stackwatch.cli.output import err_console
+from stackwatch.config.settings import load_settings
+from stackwatch.logs import mask, setup_logging
+
+log = logging.getLogger(__name__)
+
+app = typer.Typer(help="Run one part of stackwatch as its own process.", no_args_is_help=True)
+
+
+
+@app.callback()
+def _group() -> None:
+    """Run one part of stackwatch as its own process."""
+
+@app.command("catcher")
+@friendly_errors
+def catcher(
+    provider: Annotated[str, typer.Option("--provider", "-p", help="provider name from the configuration")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    stats_every: Annotated[float, typer.Option(help="seconds between progress log lines (0: never)")] = 30.0,
+    writer: Annotated[str, typer.Option(help="thread: convert and write in threads of this process; "
+                                             "process: in a child process (another core)")] = "thread",
+) -> None:
+    """Catch one provider's events: monitor -> catcher -> store, acknowledged only once stored."""
+    from stackwatch.events.monitors.registry import MonitorSelectionError, select
+    from stackwatch.events.runner import build_runner
+    from stackwatch.store.db import open_store
+    from stackwatch.switchboard.routes import RoutingTable
+
+    setup_logging(log_level)
+    if log_level.lower() != "debug":
+        logging.getLogger("pika").setLevel(logging.WARNING)
+    cfg = load_settings(config)
+    prov = cfg.provider(provider)
+    try:
+        select(prov)  # configuration errors first, before touching the database
+    except MonitorSelectionError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    store = open_store(cfg.database_url)
+    if writer not in ("process", "thread"):
+        err_console.print(f"[red]error:[/red] --writer must be process or thread, not {writer!r}", highlight=False)
+        raise typer.Exit(2)
+    try:
+        runner = build_runner(prov, store, routes=RoutingTable.load(cfg.routes), writer=writer,
+                              database_url=cfg.database_url, routes_path=cfg.routes)
+    except MonitorSelectionError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping catcher", signal.Signals(signum).name, extra={"provider": prov.name})
+        stopping.set()
+        runner.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("catcher starting", extra={"provider": prov.name, "monitor": runner.monitor.name,
+                                        "database": mask(cfg.database_url)})
+    runner.start()
+    interval = stats_every if stats_every > 0 else 3600.0
+    while runner.is_alive():
+        if stopping.wait(interval) or not runner.is_alive():
+            break
+        log.info("catcher progress", extra={"provider": prov.name, **vars(runner.stats),
+                                            "monitor_stats": runner.monitor.stats()})
+    runner.stop(timeout=15)
+    store.dispose()
+    log.info("catcher stopped", extra={"provider": prov.name, **vars(runner.stats)})
+    if runner.error is not None:
+        raise typer.Exit(1)

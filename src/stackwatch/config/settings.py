@@ -1,0 +1,162 @@
+"""Settings: one YAML file, validated with pydantic, with environment overrides.
+
+Errors name the bad key (`providers.0.events.monitor: ...`) so an operator can fix the file without reading
+code. Monitor sections (`amqp`, `panko`, `http`) stay raw here: each monitor plugin validates its own section
+with its own schema, so this layer never imports a plugin.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_CONFIG = "STACKWATCH_CONFIG"
+ENV_DATABASE_URL = "STACKWATCH_DATABASE_URL"
+ENV_DATA_DIR = "STACKWATCH_DATA_DIR"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FilterConfig(_Strict):
+    allow: list[str] = Field(default_factory=list, description="regexes; when set, only matching types pass")
+    deny: list[str] = Field(default_factory=list, description="regexes of event types dropped before storing")
+
+    @field_validator("allow", "deny")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
+        return patterns
+
+
+class FloodConfig(_Strict):
+    window_seconds: float = Field(10.0, ge=0, description="0 turns flood control off")
+    threshold: int = Field(50, ge=1, description="identical (event_type, ref) stored per window before collapsing")
+
+
+class EventsConfig(_Strict):
+    monitor: Literal["auto", "amqp", "panko", "http", "none"] = "auto"
+    filter: FilterConfig = Field(default_factory=FilterConfig)
+    max_event_bytes: int = Field(1024 * 1024, ge=1024)
+    batch_size: int = Field(1000, ge=1, le=100_000)
+    flood: FloodConfig = Field(default_factory=FloodConfig)
+    retention_days: float | None = Field(None, gt=0, description="purge events older than this; None keeps all")
+    amqp: dict[str, Any] | None = None
+    panko: dict[str, Any] | None = None
+    http: dict[str, Any] | None = None
+
+
+class ProviderConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    type: Literal["openstack"] = "openstack"
+    cloud: str | None = None
+    events: EventsConfig = Field(default_factory=EventsConfig)
+
+
+class ApiConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8470, ge=1, le=65535)
+
+
+class Settings(_Strict):
+    data_dir: Path = Field(default_factory=lambda: default_data_dir())
+    database: str | None = None
+    routes: Path | None = Field(None, description="YAML routing table merged over the shipped one")
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    providers: list[ProviderConfig] = Field(default_factory=list)
+
+    @field_validator("providers")
+    @classmethod
+    def _unique_names(cls, providers: list[ProviderConfig]) -> list[ProviderConfig]:
+        names = [p.name for p in providers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"provider names must be unique, repeated: {', '.join(dupes)}")
+        return providers
+
+    @property
+    def database_url(self) -> str:
+        if self.database:
+            return self.database
+        return f"sqlite:///{self.data_dir / 'stackwatch.db'}"
+
+    def provider(self, name: str) -> ProviderConfig:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        known = ", ".join(p.name for p in self.providers) or "none configured"
+        raise ConfigError(f"unknown provider {name!r} (known: {known})")
+
+    def provider_or_default(self, name: str) -> ProviderConfig:
+        """The configured provider, or a plain one for ad-hoc ingest of files."""
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        return ProviderConfig(name=name)
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "stackwatch" / "stackwatch.yaml"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "stackwatch"
+
+
+def _format_validation_error(source: str, exc: ValidationError) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load `path`, $STACKWATCH_CONFIG, or ~/.config/stackwatch/stackwatch.yaml when it exists; else defaults.
+
+    $STACKWATCH_DATABASE_URL and $STACKWATCH_DATA_DIR win over the file.
+    """
+    path = path or os.environ.get(ENV_CONFIG)
+    if not path and default_config_path().is_file():
+        path = default_config_path()
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        source = str(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration {path}: {exc.strerror or exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"configuration {path} is not valid YAML: {exc}") from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"configuration {path} must be a mapping at the top level")
+        raw = loaded
+    if os.environ.get(ENV_DATA_DIR):
+        raw["data_dir"] = os.environ[ENV_DATA_DIR]
+    if os.environ.get(ENV_DATABASE_URL):
+        raw["database"] = os.environ[ENV_DATABASE_URL]
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(source, exc)) from None

@@ -1,0 +1,505 @@
+"""up / down / status: start a clean devcloud, stop it by PID, report each service.
+
+Ported from the real-openstack recipe's start_all.sh and stop.sh (stackwatch shared reference). The fake
+compute driver cannot restart against old state (its node UUID is random per process), so ``up`` always
+wipes the state dir and starts every service afresh; ``up`` on a healthy running devcloud changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from stackwatch.devcloud import catalog, installer, postgres, proc, rabbit, render, services
+from stackwatch.devcloud.errors import DevcloudError, PrerequisiteError, ServiceError
+from stackwatch.devcloud.layout import CLOUD_NAME, HOST, REGION, Layout
+
+Report = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DevCloud:
+    """What a client needs: clouds.yaml + cloud name, the AMQP URL, endpoints, and where things are."""
+
+    home: Path
+    state: Path
+    logs: Path
+    clouds_yaml: Path
+    cloud: str
+    auth_url: str
+    amqp_url: str
+    region: str
+    endpoints: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml), "OS_CLOUD": self.cloud}
+
+    def connect(self):  # -> openstack.connection.Connection
+        """An openstacksdk connection to this devcloud (clouds.yaml only; OS_* variables are ignored)."""
+        import openstack.config
+        import openstack.connection
+
+        config = openstack.config.OpenStackConfig(config_files=[str(self.clouds_yaml)], load_envvars=False)
+        return openstack.connection.Connection(config=config.get_one(cloud=self.cloud))
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    pid: int | None
+    running: bool
+    url: str | None
+    http_status: int | None
+    log: str
+
+    @property
+    def ok(self) -> bool:
+        return self.running and (self.url is None or self.http_status is not None)
+
+
+@dataclass(frozen=True)
+class Status:
+    services: tuple[ServiceStatus, ...]
+    cloud: DevCloud | None
+
+    @property
+    def up(self) -> bool:
+        return bool(self.services) and all(s.ok for s in self.services) and self.cloud is not None
+
+    @property
+    def any_running(self) -> bool:
+        return any(s.running for s in self.services)
+
+
+def _layout(layout: Layout | None) -> Layout:
+    return layout or Layout()
+
+
+def _info_file(layout: Layout) -> Path:
+    return layout.state / "devcloud.json"
+
+
+def _load_info(layout: Layout) -> DevCloud | None:
+    try:
+        d = json.loads(_info_file(layout).read_text())
+    except (OSError, ValueError):
+        return None
+    for k in ("home", "state", "logs", "clouds_yaml"):
+        d[k] = Path(d[k])
+    return DevCloud(**d)
+
+
+def status(layout: Layout | None = None) -> Status:
+    layout = _layout(layout)
+    rows = []
+    rpid = rabbit.pid(layout)
+    rows.append(
+        ServiceStatus(
+            "rabbitmq",
+            rpid,
+            proc.alive(rpid),
+            f"amqp://{HOST}:{layout.ports.rabbit}",
+            200 if proc.port_open(layout.ports.rabbit) else None,
+            str(rabbit.log_dir(layout)),
+        )
+    )
+    ppid = postgres.pid(layout)
+    rows.append(
+        ServiceStatus(
+            "postgresql",
+            ppid,
+            proc.alive(ppid),
+            f"postgresql://{HOST}:{layout.ports.pg}",
+            200 if proc.port_open(layout.ports.pg) else None,
+            str(postgres.log_file(layout)),
+        )
+    )
+    for svc in services.ALL:
+        pid = proc.read_pid(layout.run / f"{svc.name}.pid")
+        running = proc.alive(pid)
+        url = svc.url(layout)
+        code = proc.http_status(url) if (running and url) else None
+        rows.append(ServiceStatus(svc.name, pid, running, url, code, svc.log(layout)))
+    return Status(tuple(rows), _load_info(layout))
+
+
+def down(layout: Layout | None = None, report: Report = lambda _m: None) -> list[str]:
+    """Stop every devcloud process by the PID it recorded. Returns what was stopped."""
+    layout = _layout(layout)
+    stopped: list[str] = []
+    pids = []
+    for svc in services.STOP_ORDER:
+        pidfile = layout.run / f"{svc.name}.pid"
+        pid = proc.read_pid(pidfile)
+        if proc.alive(pid):
+            # uWSGI: SIGINT is an immediate shutdown (SIGTERM would be a graceful reload)
+            os.kill(pid, signal.SIGINT if svc.uwsgi else signal.SIGTERM)
+            pids.append((svc.name, pid))
+    for name, pid in pids:
+        proc.stop_pid(pid, timeout=10)  # already signalled: waits, SIGKILL after 10 s
+        stopped.append(f"{name} ({pid})")
+        report(f"stopped {name} ({pid})")
+    for svc in services.ALL:
+        (layout.run / f"{svc.name}.pid").unlink(missing_ok=True)
+    for name in rabbit.stop(layout) + postgres.stop(layout):
+        stopped.append(name)
+        report(f"stopped {name}")
+    if layout.etc.exists():
+        _info_file(layout).unlink(missing_ok=True)
+    return stopped
+
+
+def _check_prerequisites(layout: Layout) -> None:
+    rabbit.check_installed()
+    postgres.bin_dir()
+    p = layout.ports
+    busy = [f"{name} {port}" for name, port in asdict(p).items() if proc.port_open(port)]
+    if busy:
+        raise PrerequisiteError(
+            f"ports already in use by something else: {', '.join(busy)} "
+            "(another devcloud under a different STACKWATCH_DEVCLOUD_HOME?)"
+        )
+
+
+def _wipe(layout: Layout) -> None:
+    postgres.remove(layout)
+    if layout.state.exists():
+        shutil.rmtree(layout.state)
+    for d in (
+        layout.etc,
+        layout.logs,
+        layout.run,
+        layout.rabbit,
+        layout.data / "keystone" / "fernet-keys",
+        layout.data / "keystone" / "credential-keys",
+        layout.data / "nova" / "instances",
+        layout.data / "nova" / "locks",
+        layout.data / "neutron" / "locks",
+    ):
+        d.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "staging", "tasks", "locks"):
+        (layout.data / "glance" / sub).mkdir(parents=True, exist_ok=True)
+    # as root the postgres user may need to traverse it (when the cluster lives in the state dir)
+    layout.state.chmod(0o711 if os.geteuid() == 0 else 0o700)
+
+
+def _manage(
+    layout: Layout, venv: str, argv: list[str], log_name: str, what: str, env: dict[str, str] | None = None
+) -> None:
+    log = layout.logs / log_name
+    with log.open("ab") as out:
+        out.write(f"$ {' '.join(argv)}\n".encode())
+        out.flush()
+        res = subprocess.run(
+            [str(layout.bin(venv, argv[0])), *argv[1:]],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=layout.state,
+        )
+    if res.returncode != 0:
+        raise ServiceError(what, f"`{' '.join(argv[:3])} ...` exited {res.returncode}", str(log))
+
+
+def _keystone_db(layout: Layout, admin_password: str) -> None:
+    conf = ["--config-file", str(layout.etc / "keystone" / "keystone.conf")]
+    km = ["keystone-manage", *conf]
+    _manage(layout, "keystone", km + ["db_sync"], "keystone-manage.log", "keystone")
+    # what `keystone-manage fernet_setup` / `credential_setup` write (key 0 staged, key 1 primary), without
+    # two more keystone-manage start-ups (about 4 s each on 2 busy cores)
+    for repo in ("fernet-keys", "credential-keys"):
+        _key_repository(layout.data / "keystone" / repo)
+    url = layout.auth_url + "/"
+    _manage(
+        layout,
+        "keystone",
+        km
+        + [
+            "bootstrap",
+            "--bootstrap-password",
+            admin_password,
+            "--bootstrap-admin-url",
+            url,
+            "--bootstrap-internal-url",
+            url,
+            "--bootstrap-public-url",
+            url,
+            "--bootstrap-region-id",
+            REGION,
+        ],
+        "keystone-manage.log",
+        "keystone",
+    )
+
+
+def _key_repository(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for index in ("0", "1"):
+        fd = os.open(path / index, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.urlsafe_b64encode(os.urandom(32)))
+
+
+def _glance_db(layout: Layout) -> None:
+    _manage(
+        layout,
+        "glance",
+        ["glance-manage", "--config-file", str(layout.etc / "glance" / "glance-api.conf"), "db_sync"],
+        "glance-manage.log",
+        "glance-api",
+        env={"OS_GLANCE_CONFIG_DIR": str(layout.etc / "glance")},
+    )
+
+
+def _neutron_db(layout: Layout) -> None:
+    _manage(
+        layout,
+        "neutron",
+        [
+            "neutron-db-manage",
+            "--config-file",
+            str(layout.etc / "neutron" / "neutron.conf"),
+            "--config-file",
+            str(layout.etc / "neutron" / "ml2_conf.ini"),
+            "upgrade",
+            "heads",
+        ],
+        "neutron-db-manage.log",
+        "neutron-api",
+    )
+
+
+def _nova_db(layout: Layout) -> None:
+    _manage(
+        layout,
+        "nova",
+        ["placement-manage", "--config-file", str(layout.etc / "placement" / "placement.conf"), "db", "sync"],
+        "placement-manage.log",
+        "placement-api",
+    )
+    nm = ["nova-manage", "--config-file", str(layout.etc / "nova" / "nova.conf")]
+    cell0 = f"postgresql+psycopg2://postgres@{HOST}:{layout.ports.pg}/nova_cell0"
+    for args in (
+        ["api_db", "sync"],
+        ["cell_v2", "map_cell0", "--database_connection", cell0],
+        ["cell_v2", "create_cell", "--name=cell1"],
+        ["db", "sync"],
+    ):
+        _manage(layout, "nova", nm + args, "nova-manage.log", "nova")
+
+
+def _start(layout: Layout, svc: services.Service) -> int:
+    log = layout.logs / (f"{svc.name}-uwsgi.log" if svc.uwsgi else f"{svc.name}.out")
+    return proc.spawn(svc.argv(layout), log, layout.run / f"{svc.name}.pid", cwd=layout.state)
+
+
+def _wait_http(layout: Layout, svc: services.Service, timeout: float) -> None:
+    url = svc.url(layout)
+    pidfile = layout.run / f"{svc.name}.pid"
+
+    def ready() -> bool:
+        if not proc.alive(proc.read_pid(pidfile)):
+            raise ServiceError(
+                svc.name,
+                "process exited during start",
+                svc.log(layout) + " and " + str(layout.logs / f"{svc.name}-uwsgi.log"),
+            )
+        code = proc.http_status(url)
+        return code is not None and code < 500
+
+    if not proc.wait_until(ready, timeout, interval=0.25):
+        raise ServiceError(svc.name, f"{url} did not answer within {timeout:.0f} s", svc.log(layout))
+
+
+def _compute_registered(layout: Layout) -> bool:
+    """nova-compute wrote its compute node, placement has its provider, and the host is mapped to cell1.
+
+    The scheduler's periodic discovery (every 5 s in nova.conf) was seen to take 30 s after the node
+    appeared, so once the node and its provider exist this runs ``nova-manage cell_v2 discover_hosts``.
+    """
+    host = "compute1"
+
+    def mapped() -> bool:
+        sql = f"SELECT host FROM host_mappings WHERE host = '{host}'"
+        return bool(postgres.psql(layout, sql, db="nova_api").strip())
+
+    if mapped():
+        return True
+    node = postgres.psql(
+        layout, f"SELECT count(*) FROM compute_nodes WHERE host = '{host}' AND deleted = 0", db="nova"
+    ).strip()
+    rp = postgres.psql(layout, "SELECT count(*) FROM resource_providers", db="placement").strip()
+    if node in ("", "0") or rp in ("", "0"):
+        return False
+    _manage(
+        layout,
+        "nova",
+        ["nova-manage", "--config-file", str(layout.etc / "nova" / "nova.conf"), "cell_v2", "discover_hosts"],
+        "nova-manage.log",
+        "nova-compute",
+    )
+    return mapped()
+
+
+def _write_clouds_yaml(layout: Layout, admin_password: str) -> None:
+    doc = {
+        "clouds": {
+            CLOUD_NAME: {
+                "auth": {
+                    "auth_url": layout.auth_url,
+                    "username": "admin",
+                    "password": admin_password,
+                    "project_name": "admin",
+                    "user_domain_name": "Default",
+                    "project_domain_name": "Default",
+                },
+                "region_name": REGION,
+                "interface": "public",
+                "identity_api_version": 3,
+            }
+        }
+    }
+    fd = os.open(layout.clouds_yaml, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# written by `stackwatch devcloud up`; replaced (new password) by every clean start\n")
+        yaml.safe_dump(doc, f, sort_keys=False)
+
+
+def install(layout: Layout | None = None, report: Report = lambda _m: None) -> Path:
+    """Install the service venvs if the cache lacks them (no start); returns the venvs directory."""
+    layout = _layout(layout)
+    installer.ensure_installed(layout, report)
+    return layout.venvs
+
+
+def up(
+    layout: Layout | None = None,
+    report: Report = lambda _m: None,
+    fresh: bool = False,
+    timeout: float = 180.0,
+) -> DevCloud:
+    """Install if needed, then start a clean devcloud and wait until every API answers and compute is mapped.
+
+    A healthy running devcloud is returned as is unless ``fresh``. Raises a DevcloudError naming the
+    failing service and its log.
+    """
+    layout = _layout(layout)
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def mark(name: str, msg: str) -> None:
+        timings[name] = round(time.monotonic() - t0, 1)
+        report(f"[{timings[name]:6.1f}s] {msg}")
+
+    if installer.ensure_installed(layout, report):
+        mark("install", "OpenStack services installed")
+    current = status(layout)
+    if current.up and not fresh:
+        report("devcloud already up")
+        return current.cloud  # type: ignore[return-value]
+    if current.any_running:
+        report("stopping the previous devcloud (the fake compute cannot restart against old state)")
+        down(layout)
+    t0 = time.monotonic()
+    _check_prerequisites(layout)
+    _wipe(layout)
+    admin_password = secrets.token_urlsafe(16)
+    service_password = secrets.token_urlsafe(16)
+    render.render_all(layout, service_password)
+    try:
+        _start_all(layout, admin_password, service_password, mark, timeout)
+    except BaseException:
+        # stop what did start (a half-up devcloud only confuses the next run); logs stay until the next up
+        report(f"start failed; stopping what started; logs in {layout.logs}")
+        down(layout)
+        raise
+    _write_clouds_yaml(layout, admin_password)
+    p = layout.ports
+    info = DevCloud(
+        home=layout.home,
+        state=layout.state,
+        logs=layout.logs,
+        clouds_yaml=layout.clouds_yaml,
+        cloud=CLOUD_NAME,
+        auth_url=layout.auth_url,
+        amqp_url=layout.amqp_url,
+        region=REGION,
+        endpoints={
+            "identity": layout.auth_url,
+            "image": layout.url(p.glance),
+            "network": layout.url(p.neutron),
+            "placement": layout.url(p.placement),
+            "compute": layout.url(p.nova, "/v2.1"),
+        },
+        timings=timings,
+    )
+    _info_file(layout).write_text(json.dumps(info.to_json(), indent=2))
+    mark("ready", "devcloud up")
+    return DevCloud(**{**info.__dict__, "timings": dict(timings)})
+
+
+def _start_all(layout: Layout, admin_password: str, service_password: str, mark, timeout: float) -> None:
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        keystone_db = pool.submit(_keystone_db, layout, admin_password)  # SQLite: needs nothing else
+        glance_db = pool.submit(_glance_db, layout)  # SQLite too
+        rab = pool.submit(rabbit.start, layout)
+        postgres.start(layout)
+        mark("postgres", "postgresql up")
+        syncs = [glance_db, pool.submit(_neutron_db, layout), pool.submit(_nova_db, layout)]
+        keystone_db.result()
+        mark("keystone_db", "keystone database bootstrapped")
+        _start(layout, services.KEYSTONE)
+        _wait_http(layout, services.KEYSTONE, timeout)
+        mark("keystone", "keystone answering")
+        catalog.register(layout, admin_password, service_password)
+        mark("catalog", "service catalog registered")
+        rab.result()
+        mark("rabbitmq", "rabbitmq up")
+        for f in syncs:
+            f.result()
+        mark("db_sync", "glance / neutron / placement / nova databases synced")
+    for svc in services.APIS:
+        _start(layout, svc)
+    _start(layout, services.NOVA_WORKERS[0])  # conductor
+    _start(layout, services.NOVA_WORKERS[1])  # scheduler
+    for svc in services.APIS:
+        _wait_http(layout, svc, timeout)
+    mark("apis", "glance, neutron, placement, nova-api answering")
+    compute = services.NOVA_WORKERS[2]
+    _start(layout, compute)  # after placement answers: a failed provider registration retries only every 60 s
+
+    def registered() -> bool:
+        for svc in services.NOVA_WORKERS:
+            if not proc.alive(proc.read_pid(layout.run / f"{svc.name}.pid")):
+                raise ServiceError(svc.name, "process exited during start", svc.log(layout))
+        return _compute_registered(layout)
+
+    if not proc.wait_until(registered, timeout, interval=1.0):
+        raise ServiceError(
+            "nova-compute", f"host not registered and mapped within {timeout:.0f} s", compute.log(layout)
+        )
+    mark("compute", "nova-compute registered and mapped to cell1")
+    catalog.seed(layout, admin_password)
+    mark("seed", "flavors m1.tiny, m1.small and image cirros-fake created")
+
+
+__all__ = ["DevCloud", "DevcloudError", "ServiceStatus", "Status", "down", "install", "status", "up"]

@@ -1,0 +1,69 @@
+"""Render the config templates (package data under templates/) into the state dir's etc/.
+
+The templates are the real-openstack recipe's etc/ files (stackwatch shared reference) with ports,
+paths and passwords turned into @NAME@ placeholders.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+
+from stackwatch.devcloud.layout import Layout
+
+_PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
+
+
+def values(layout: Layout, service_password: str) -> dict[str, str]:
+    p = layout.ports
+    return {
+        "ROOT": str(layout.state),
+        "SERVICE_PASSWORD": service_password,
+        "KEYSTONE_PORT": str(p.keystone),
+        "GLANCE_PORT": str(p.glance),
+        "NEUTRON_PORT": str(p.neutron),
+        "PLACEMENT_PORT": str(p.placement),
+        "NOVA_PORT": str(p.nova),
+        "RABBIT_PORT": str(p.rabbit),
+        "PG_PORT": str(p.pg),
+    }
+
+
+def substitute(text: str, vals: dict[str, str], name: str = "<template>") -> str:
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1) not in vals:
+            raise KeyError(f"{name}: unknown placeholder @{m.group(1)}@")
+        return vals[m.group(1)]
+
+    return _PLACEHOLDER.sub(repl, text)
+
+
+def templates() -> list[tuple[str, str]]:
+    """(relative path, text) of every template file."""
+    root = resources.files("stackwatch.devcloud") / "templates"
+    out: list[tuple[str, str]] = []
+
+    def walk(node, prefix: str) -> None:
+        for child in node.iterdir():
+            rel = f"{prefix}{child.name}"
+            if child.is_dir():
+                walk(child, rel + "/")
+            elif not child.name.endswith((".pyc",)):
+                out.append((rel, child.read_text()))
+
+    walk(root, "")
+    return sorted(out)
+
+
+def render_all(layout: Layout, service_password: str) -> list[Path]:
+    vals = values(layout, service_password)
+    written = []
+    for rel, text in templates():
+        target = layout.etc / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(substitute(text, vals, rel))
+        if "@SERVICE_PASSWORD@" in text:
+            target.chmod(0o600)
+        written.append(target)
+    return written

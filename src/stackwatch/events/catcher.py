@@ -1,0 +1,150 @@
+"""The catcher: source-independent intake of raw messages.
+
+size check -> decode -> filter (allow/deny) -> convert -> flood control -> one store transaction. It never
+raises for bad input (that goes to the quarantine with the reason and the raw bytes); it raises
+StoreUnavailable when the database cannot be written, and then the caller must not acknowledge anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from stackwatch.config.settings import ProviderConfig
+from stackwatch.events.convert import ConversionError, Converter, decode_json, parse_notification
+from stackwatch.events.flood import FloodGate
+from stackwatch.events.model import Event, RawMessage
+from stackwatch.store.events import EventStore, QuarantineItem
+from stackwatch.switchboard.routes import RoutingTable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class CatchReport:
+    received: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    filtered: int = 0
+    collapsed: int = 0
+    stored_events: list[Event] = field(default_factory=list)
+
+    def add(self, other: CatchReport) -> None:
+        for name in ("received", "stored", "duplicates", "quarantined", "filtered", "collapsed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            name: getattr(self, name)
+            for name in ("received", "stored", "duplicates", "quarantined", "filtered", "collapsed")
+        }
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A converted batch waiting for its transaction."""
+
+    received: int = 0
+    filtered: int = 0
+    collapsed: int = 0
+    events: list[Event] = field(default_factory=list)
+    collapsed_into: dict[tuple[str, str], int] = field(default_factory=dict)
+    quarantine: list[QuarantineItem] = field(default_factory=list)
+
+
+class EventFilter:
+    def __init__(self, allow: Sequence[str], deny: Sequence[str]) -> None:
+        self.allow = [re.compile(p) for p in allow]
+        self.deny = [re.compile(p) for p in deny]
+
+    def passes(self, event_type: str) -> bool:
+        if self.allow and not any(p.search(event_type) for p in self.allow):
+            return False
+        return not any(p.search(event_type) for p in self.deny)
+
+
+class Catcher:
+    def __init__(self, store: EventStore, provider: ProviderConfig, routes: RoutingTable | None = None) -> None:
+        self.store = store
+        self.provider = provider
+        self.routes = routes or RoutingTable.load()
+        self.converter = Converter(self.routes)
+        cfg = provider.events
+        self.filter = EventFilter(cfg.filter.allow, cfg.filter.deny)
+        self.max_bytes = cfg.max_event_bytes
+        self.flood = FloodGate(cfg.flood.window_seconds, cfg.flood.threshold)
+
+    def catch(self, batch: Sequence[RawMessage]) -> CatchReport:
+        """Store what converts, quarantine what does not, in one transaction. Returns the counts."""
+        return self.commit(self.prepare(batch))
+
+    def prepare(self, batch: Sequence[RawMessage]) -> PreparedBatch:
+        """The CPU half of `catch`: decode, filter, convert, flood control. Touches no database.
+
+        Split from `commit` so a caller can convert batch N+1 while batch N is being written (the database
+        drivers release the GIL while they wait). Call `prepare` from one thread only: flood state is ordered.
+        """
+        prepared = PreparedBatch(received=len(batch))
+        name = self.provider.name
+        now = datetime.now(UTC)
+        events: list[Event] = []
+        for message in batch:
+            received_at = message.received_at or now
+            reason = self._check_size(message.body)
+            if reason is None:
+                try:
+                    doc = decode_json(message.body)
+                    note = parse_notification(doc)
+                    if not self.filter.passes(note.event_type):
+                        prepared.filtered += 1
+                        continue
+                    events.append(
+                        self.converter.convert(message.body, name, message.source, received_at, doc=doc, note=note)
+                    )
+                    continue
+                except ConversionError as exc:
+                    reason = str(exc)
+                except RecursionError:
+                    reason = "JSON nested too deep"
+                except Exception as exc:  # a converter bug must not stop the stream: keep the input
+                    log.exception("converter failed", extra={"provider": name})
+                    reason = f"converter error: {exc.__class__.__name__}: {exc}"
+            prepared.quarantine.append(
+                QuarantineItem(name, message.source, reason, bytes(message.body), received_at)
+            )
+        prepared.events, prepared.collapsed_into = self.flood.admit(events, time.monotonic())
+        prepared.collapsed = len(events) - len(prepared.events)
+        return prepared
+
+    def commit(self, prepared: PreparedBatch) -> CatchReport:
+        """The database half of `catch`: one transaction. Raises StoreUnavailable; then ack nothing."""
+        result = self.store.write_batch(
+            prepared.events, collapsed=prepared.collapsed_into, quarantine=prepared.quarantine
+        )
+        stored_ids = set(result.stored)
+        report = CatchReport(
+            received=prepared.received,
+            stored=len(result.stored),
+            duplicates=result.duplicates,
+            quarantined=len(prepared.quarantine),
+            filtered=prepared.filtered,
+            collapsed=prepared.collapsed,
+            stored_events=[ev for ev in prepared.events if ev.message_id in stored_ids],
+        )
+        if prepared.quarantine:
+            log.warning(
+                "quarantined %d message(s)", len(prepared.quarantine),
+                extra={"provider": self.provider.name,
+                       "reasons": sorted({q.reason[:120] for q in prepared.quarantine})[:5]},
+            )
+        return report
+
+    def _check_size(self, body: bytes) -> str | None:
+        if len(body) > self.max_bytes:
+            return f"event of {len(body)} bytes exceeds max_event_bytes={self.max_bytes}"
+        return None

@@ -1,0 +1,142 @@
+"""Schema of a provider's `events.amqp` section (the AMQP monitor validates its own section).
+
+Unknown keys are rejected and every error names the key, e.g. `events.amqp.prefetch: ...`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from stackwatch.events.monitors.base import MonitorConfigError
+
+#: Exchanges OpenStack services publish notifications on (oslo's `control_exchange` per service).
+DEFAULT_EXCHANGES: tuple[str, ...] = (
+    "nova", "neutron", "cinder", "openstack", "glance", "heat", "keystone", "ironic",
+)
+#: oslo.messaging topics: legacy (`notifications`) and nova's versioned notifications.
+DEFAULT_TOPICS: tuple[str, ...] = ("notifications", "versioned_notifications")
+#: oslo routing keys are `<topic>.<priority in lower case>`; `<topic>.*` covers them on a topic exchange,
+#: these explicit keys cover an exchange somebody declared with another type (direct).
+PRIORITIES: tuple[str, ...] = ("audit", "debug", "info", "warn", "warning", "error", "critical", "sample")
+DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,255}$")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password replaced by `***` (for logs and messages)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class AmqpTLS(BaseModel):
+    """TLS options (an `amqps://` URL turns TLS on with the system's CAs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+    server_hostname: str | None = None
+
+
+class AmqpConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    urls: list[str] = Field(default_factory=lambda: [DEFAULT_URL], min_length=1)
+    vhost: str | None = None
+    exchanges: list[str] = Field(default_factory=lambda: list(DEFAULT_EXCHANGES), min_length=1)
+    topics: list[str] = Field(default_factory=lambda: list(DEFAULT_TOPICS), min_length=1)
+    #: default `stackwatch-<provider>`
+    queue: str | None = None
+    queue_type: Literal["classic", "quorum"] = "classic"
+    #: oslo declares exchanges non-durable unless `amqp_durable_queues` is set; match the cloud.
+    durable_exchanges: bool = False
+    batch_size: int = Field(1000, ge=1, le=50_000)
+    flush_ms: float = Field(10.0, gt=0, le=60_000)
+    #: unacknowledged messages the broker may send us; default 6 x batch_size: the pipeline holds a batch
+    #: being written, one waiting for the writer, one being converted, one handed over and one filling.
+    prefetch: int | None = Field(None, ge=1, le=65_535)
+    heartbeat: int = Field(30, ge=0, le=3600)
+    connect_timeout: float = Field(5.0, gt=0)
+    reconnect_min: float = Field(0.25, gt=0)
+    reconnect_max: float = Field(3.0, gt=0)
+    tls: AmqpTLS = Field(default_factory=AmqpTLS)
+
+    @field_validator("urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            scheme = urlsplit(url).scheme.lower()
+            if scheme not in ("amqp", "amqps"):
+                raise ValueError(f"{mask_url(url)}: scheme must be amqp:// or amqps://")
+            if not urlsplit(url).hostname:
+                raise ValueError(f"{mask_url(url)}: no host")
+        return urls
+
+    @field_validator("exchanges", "topics")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _NAME.match(name):
+                raise ValueError(f"{name!r} is not a valid AMQP name")
+        return names
+
+    @model_validator(mode="after")
+    def _checks(self) -> AmqpConfig:
+        if self.queue is not None:
+            if not _NAME.match(self.queue):
+                raise ValueError(f"queue: {self.queue!r} is not a valid AMQP name")
+            shared = {f"{t}.{p}" for t in self.topics for p in PRIORITIES}
+            if self.queue in shared:
+                raise ValueError(
+                    f"queue: {self.queue!r} is oslo's shared notification queue (Ceilometer consumes it);"
+                    " stackwatch needs a queue of its own, e.g. stackwatch-<provider>"
+                )
+        if self.reconnect_max < self.reconnect_min:
+            raise ValueError("reconnect_max must be >= reconnect_min")
+        if self.prefetch is not None and self.prefetch < self.batch_size:
+            raise ValueError(f"prefetch ({self.prefetch}) must be >= batch_size ({self.batch_size})")
+        return self
+
+    @property
+    def effective_prefetch(self) -> int:
+        return self.prefetch if self.prefetch is not None else min(6 * self.batch_size, 65_535)
+
+    def queue_name(self, provider: str) -> str:
+        return self.queue or f"stackwatch-{provider}"
+
+
+def parse_amqp_section(section: dict[str, Any] | None, where: str = "events.amqp") -> AmqpConfig:
+    """Validate a raw `events.amqp` mapping; errors name the offending key."""
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise MonitorConfigError(f"{where}: must be a mapping, got {type(section).__name__}")
+    try:
+        return AmqpConfig.model_validate(section)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            key = f"{where}.{loc}" if loc else where
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            problems.append(f"{key}: {msg}")
+        raise MonitorConfigError("; ".join(problems)) from None

@@ -1,0 +1,616 @@
+"""Run a monitor into the catcher for one provider: receive, store, then acknowledge.
+
+The monitor receives the next batch while this loop stores the current one (the monitor's hand-off holds
+at most one waiting batch and the broker's prefetch bounds the rest, so nothing grows without limit).
+When the store is down (`StoreUnavailable`) the same batch is retried with jittered back-off and nothing
+is acknowledged: the source keeps the messages. `start_catchers(settings)` runs one such loop per
+provider in background threads; `stackwatch serve` and `stackwatch worker catcher` use it.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from stackwatch.events.monitors.base import Availability, Batch, Monitor
+from stackwatch.events.monitors.registry import select
+from stackwatch.store.errors import StoreUnavailable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from stackwatch.config.settings import ProviderConfig, Settings
+
+log = logging.getLogger(__name__)
+
+_END = object()
+
+#: Called after a batch is stored and before it is acknowledged: (batch, report, seconds spent storing).
+OnStored = Callable[[Batch, Any, float], None]
+
+
+@dataclass
+class RunnerStats:
+    batches: int = 0
+    messages: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    filtered: int = 0
+    collapsed: int = 0
+    store_failures: int = 0
+    last_error: str | None = None
+    started_at: float = field(default_factory=time.monotonic)
+
+    def add(self, batch: Batch, report: Any) -> None:
+        self.batches += 1
+        self.messages += len(batch)
+        for name in ("stored", "duplicates", "quarantined", "filtered", "collapsed"):
+            setattr(self, name, getattr(self, name) + int(getattr(report, name, 0) or 0))
+
+
+class CatcherRunner:
+    """monitor -> catcher -> ack for one provider, in the calling thread (`run`) or a thread (`start`)."""
+
+    def __init__(
+        self,
+        monitor: Monitor,
+        catcher: Any,
+        *,
+        retry_min: float = 0.5,
+        retry_max: float = 15.0,
+        on_stored: OnStored | None = None,
+        pipelined: bool = True,
+        writers: int = 1,
+        split_after: int = 3,
+    ) -> None:
+        self.monitor = monitor
+        self.catcher = catcher
+        self.retry_min = retry_min
+        self.retry_max = retry_max
+        self.on_stored = on_stored
+        self.pipelined = pipelined
+        #: concurrent store transactions (each its own connection); acks stay in order
+        self.writers = max(1, writers)
+        self.split_after = max(1, split_after)
+        self.stats = RunnerStats()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.monitor.provider.name
+
+    def run(self) -> None:
+        """Receive, store, acknowledge until stopped. Pipelined when the catcher can split its work:
+        batch N is written (database drivers release the GIL) while batch N+1 is converted and batch N+2
+        is received."""
+        self.monitor.start()
+        try:
+            if self.pipelined and hasattr(self.catcher, "prepare") and hasattr(self.catcher, "commit"):
+                self._run_pipelined()
+            else:
+                self._run_sequential()
+        except BaseException as exc:
+            self.error = exc
+            log.exception("catcher %s: runner failed", self.provider)
+            raise
+        finally:
+            self.monitor.stop()
+
+    def _run_sequential(self) -> None:
+        for batch in self.monitor.batches():
+            if not self._store(batch, lambda b=batch: self.catcher.catch(b.messages)):
+                return  # stopping while the store is down: leave the batch unacknowledged
+            self.monitor.ack(batch)
+            if self._stop.is_set():
+                return
+
+    def _run_pipelined(self) -> None:
+        handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._order: collections.deque[Batch] = collections.deque()
+        self._done: set[int] = set()
+        self._order_lock = threading.Lock()
+        writers = [
+            threading.Thread(target=self._write_loop, args=(handoff,), name=f"store-{self.provider}-{i}",
+                             daemon=True)
+            for i in range(self.writers)
+        ]
+        for writer in writers:
+            writer.start()
+        try:
+            for batch in self.monitor.batches():
+                prepared = self._prepare(batch)
+                if prepared is None:
+                    return
+                with self._order_lock:
+                    self._order.append(batch)
+                while True:
+                    if self._stop.is_set() or not all(w.is_alive() for w in writers):
+                        return
+                    try:
+                        handoff.put((batch, prepared), timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+        finally:
+            self._stop_writers(handoff, writers)
+
+    def _stop_writers(self, handoff: queue.Queue[Any], writers: list[threading.Thread]) -> None:
+        for _ in writers:
+            while any(w.is_alive() for w in writers):
+                try:
+                    handoff.put(_END, timeout=0.2)
+                    break
+                except queue.Full:
+                    if self._stop.is_set():
+                        # not written yet and we are stopping: drop it, it stays unacknowledged
+                        with contextlib.suppress(queue.Empty):
+                            handoff.get_nowait()
+        for writer in writers:
+            writer.join()
+
+    def _write_loop(self, handoff: queue.Queue[Any]) -> None:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            batch, prepared = item
+            if not self._store(batch, lambda p=prepared: self.catcher.commit(p)):
+                self._stop.set()  # stopping while the store is down: the other writers stop too
+                return
+            self._completed(batch)
+
+    def _completed(self, batch: Batch) -> None:
+        """Acknowledge in batch order: with several writers, batch N+1 may commit before batch N."""
+        with self._order_lock:
+            self._done.add(batch.seq)
+            while self._order and self._order[0].seq in self._done:
+                head = self._order.popleft()
+                self._done.discard(head.seq)
+                self.monitor.ack(head)
+
+    def _prepare(self, batch: Batch) -> Any:
+        """The CPU half (decode, filter, convert); it quarantines bad input itself and should not raise."""
+        failures = 0
+        while True:
+            try:
+                return self.catcher.prepare(batch.messages)
+            except Exception as exc:  # noqa: BLE001 - a bug: never ack, keep trying slowly
+                failures += 1
+                self._note_failure(exc, failures, len(batch), "unexpected error converting a batch")
+            if self._wait_backoff(failures):
+                return None
+
+    def _store(self, batch: Batch, write: Callable[[], Any]) -> bool:
+        """Write `batch`; retry while the store is unavailable. False when stopped before it was stored.
+
+        An error that is not `StoreUnavailable` (the database is up but refuses this batch) is retried
+        `split_after` times, then the batch is written in halves to isolate the message it refuses; a single
+        refused message is kept in the quarantine with the error, so one poison message cannot stall the
+        stream and nothing is acknowledged without being kept.
+        """
+        failures = refused = 0
+        while True:
+            started = time.monotonic()
+            try:
+                report = write()
+            except StoreUnavailable as exc:
+                failures += 1
+                self._note_failure(exc, failures, len(batch), "store unavailable")
+            except Exception as exc:  # noqa: BLE001 - never ack what was not stored; keep trying
+                failures += 1
+                refused += 1
+                self._note_failure(exc, failures, len(batch), "store refused a batch")
+                if refused >= self.split_after and hasattr(self.catcher, "catch"):
+                    report = self._store_split(list(batch.messages), exc)
+                    if report is None:
+                        return False
+                    self._stored(batch, report, time.monotonic() - started, failures)
+                    return True
+            else:
+                self._stored(batch, report, time.monotonic() - started, failures)
+                return True
+            if self._wait_backoff(failures):
+                return False
+
+    def _stored(self, batch: Batch, report: Any, elapsed: float, failures: int) -> None:
+        self.stats.add(batch, report)
+        if failures:
+            log.warning("catcher %s: batch stored after %d failed attempts", self.provider, failures)
+        if self.on_stored is not None:
+            self.on_stored(batch, report, elapsed)
+
+    def _store_split(self, messages: list[Any], error: BaseException) -> Any:
+        """Store `messages` in halves (recursively); quarantine a lone message the store keeps refusing.
+        Returns the summed report, or None when stopped first."""
+        total = _Report({})
+        pending = [messages]
+        while pending:
+            part = pending.pop(0)
+            failures = 0
+            while True:
+                try:
+                    report = self.catcher.catch(part)
+                except StoreUnavailable as exc:
+                    failures += 1
+                    self._note_failure(exc, failures, len(part), "store unavailable")
+                except Exception as exc:  # noqa: BLE001
+                    if len(part) > 1:
+                        half = len(part) // 2
+                        pending[:0] = [part[:half], part[half:]]
+                        break
+                    report = self._quarantine_last_resort(part[0], exc)
+                    if report is None:
+                        failures += 1
+                    else:
+                        total.add(report)
+                        break
+                else:
+                    total.add(report)
+                    break
+                if self._wait_backoff(failures or 1):
+                    return None
+        return total
+
+    def _quarantine_last_resort(self, message: Any, exc: BaseException) -> Any:
+        from stackwatch.store.events import QuarantineItem
+
+        reason = f"store refused this event: {type(exc).__name__}: {str(exc)[:500]}"
+        received = message.received_at or datetime.now(UTC)
+        try:
+            self.catcher.store.write_batch(
+                [], quarantine=[QuarantineItem(self.provider, message.source, reason, bytes(message.body), received)]
+            )
+        except Exception as again:  # noqa: BLE001 - not kept: do not acknowledge, try again later
+            self._note_failure(again, 1, 1, "cannot quarantine a refused event")
+            return None
+        log.error("catcher %s: %s (quarantined)", self.provider, reason)
+        return _Report({"quarantined": 1})
+
+    def _wait_backoff(self, failures: int) -> bool:
+        """Sleep a jittered, growing delay; True when stopped meanwhile."""
+        delay = min(self.retry_max, self.retry_min * 2 ** min(failures - 1, 16))
+        return self._stop.wait(random.uniform(delay / 2, delay))
+
+    def _note_failure(self, exc: BaseException, failures: int, size: int, what: str) -> None:
+        self.stats.store_failures += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
+        log.log(level, "catcher %s: %s (attempt %d), batch of %d kept unacknowledged: %s",
+                self.provider, what, failures, size, self.stats.last_error)
+
+    def start(self) -> CatcherRunner:
+        self._thread = threading.Thread(target=self._run_quietly, name=f"catcher-{self.provider}", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run_quietly(self) -> None:
+        with contextlib.suppress(BaseException):
+            self.run()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self._stop.set()
+        self.monitor.stop()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+
+class _PipeMonitor(Monitor):
+    """Inside the writer process: batches arrive from the parent over a pipe, acks go back over another."""
+
+    name = "pipe"
+
+    def __init__(self, provider: ProviderConfig, inbox: Any, outbox: Any) -> None:
+        super().__init__(provider)
+        self.inbox, self.outbox = inbox, outbox
+        self.reports: dict[int, dict[str, int]] = {}
+
+    @classmethod
+    def available(cls, provider: ProviderConfig) -> Availability:  # pragma: no cover - never selected
+        return Availability(False, "internal")
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def batches(self) -> Iterator[Batch]:
+        from stackwatch.events.model import RawMessage
+
+        while True:
+            try:
+                msg = self.inbox.recv()
+            except (EOFError, OSError):
+                return  # the parent is gone: stop; anything unacknowledged is redelivered to its successor
+            if msg is None:
+                return
+            seq, source, items = msg
+            yield Batch(tuple(RawMessage(body, source, None, datetime.fromtimestamp(ts, UTC)) for body, ts in items),
+                        seq)
+
+    def ack(self, batch: Batch) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.outbox.send((batch.seq, self.reports.pop(batch.seq, {})))
+
+
+def _writer_main(inbox: Any, outbox: Any, database_url: str, provider_doc: dict[str, Any], routes: Any,
+                 log_level: int) -> None:
+    """Entry point of the writer process: a pipelined runner (convert || write) fed by the parent."""
+    from stackwatch.config.settings import ProviderConfig
+    from stackwatch.events.catcher import Catcher
+    from stackwatch.logs import setup_logging
+    from stackwatch.store.db import open_store
+    from stackwatch.switchboard.routes import RoutingTable
+
+    setup_logging(logging.getLevelName(log_level))
+    provider = ProviderConfig.model_validate(provider_doc)
+    store = open_store(database_url, migrate=False)
+    monitor = _PipeMonitor(provider, inbox, outbox)
+
+    def keep_report(batch: Batch, report: Any, _elapsed: float) -> None:
+        monitor.reports[batch.seq] = {k: int(getattr(report, k, 0) or 0) for k in _REPORT_FIELDS}
+
+    runner = CatcherRunner(monitor, Catcher(store, provider, RoutingTable.load(routes)), on_stored=keep_report)
+    try:
+        runner.run()
+    finally:
+        store.dispose()
+
+
+_REPORT_FIELDS = ("stored", "duplicates", "quarantined", "filtered", "collapsed")
+
+
+class _Report:
+    """Counts of a stored batch (what `CatchReport` carries, without the events)."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        for name in _REPORT_FIELDS:
+            setattr(self, name, counts.get(name, 0))
+
+    def add(self, other: Any) -> None:
+        for name in _REPORT_FIELDS:
+            setattr(self, name, getattr(self, name) + int(getattr(other, name, 0) or 0))
+
+
+class ProcessCatcherRunner(CatcherRunner):
+    """monitor -> writer *process* -> ack: the same contract as `CatcherRunner`, on two cores.
+
+    Receiving (pika) stays in this process; converting and writing run in a child process (spawned, with its
+    own store connection), so the GIL does not serialise them. At most `max_inflight` batches are handed to
+    the child unacknowledged (bounded). The child retries a down store itself; if the child dies, a new one
+    is spawned and every unacknowledged batch is sent again, in order (the unique message_id absorbs what
+    the old child had already written).
+    """
+
+    def __init__(self, monitor: Monitor, database_url: str, *, routes: Any = None, max_inflight: int = 3,
+                 on_stored: OnStored | None = None) -> None:
+        super().__init__(monitor, None, on_stored=on_stored)
+        self.database_url = database_url
+        self.routes = routes
+        self.max_inflight = max(1, max_inflight)
+        self._inflight: collections.deque[tuple[Batch, float]] = collections.deque()
+        self._cond = threading.Condition()
+        self._child: Any = None
+        self._to_child: Any = None
+        self._from_child: Any = None
+        self._child_gen = 0
+        self.child_restarts = -1
+
+    def _spawn(self) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        inbox_r, inbox_w = ctx.Pipe(duplex=False)
+        outbox_r, outbox_w = ctx.Pipe(duplex=False)
+        routes = getattr(self, "routes", None)
+        child = ctx.Process(
+            target=_writer_main,
+            args=(inbox_r, outbox_w, self.database_url, self.monitor.provider.model_dump(mode="json"), routes,
+                  logging.getLogger().getEffectiveLevel()),
+            name=f"stackwatch-writer-{self.provider}", daemon=True,
+        )
+        child.start()
+        inbox_r.close()
+        outbox_w.close()
+        self._child, self._to_child, self._from_child = child, inbox_w, outbox_r
+        self._spawned_at = time.monotonic()
+        self._child_gen += 1
+        self.child_restarts += 1
+        threading.Thread(target=self._read_acks, args=(outbox_r, self._child_gen),
+                         name=f"acks-{self.provider}", daemon=True).start()
+
+    def _send(self, batch: Batch) -> None:
+        items = [(m.body, (m.received_at.timestamp() if m.received_at else time.time())) for m in batch.messages]
+        source = batch.messages[0].source if batch.messages else "unknown"
+        self._to_child.send((batch.seq, source, items))
+
+    def _respawn_and_resend(self) -> None:
+        """Called with the condition held."""
+        log.warning("catcher %s: writer process gone; starting a new one and resending %d batch(es)",
+                    self.provider, len(self._inflight))
+        self._kill_child()
+        self._spawn()
+        for batch, _ in self._inflight:
+            self._send(batch)
+
+    def _kill_child(self) -> None:
+        for end in (self._to_child, self._from_child):
+            with contextlib.suppress(Exception):
+                end.close()
+        if self._child is not None and self._child.is_alive():
+            self._child.terminate()
+            self._child.join(5)
+
+    def _read_acks(self, conn: Any, gen: int) -> None:
+        while True:
+            try:
+                seq, counts = conn.recv()
+            except (EOFError, OSError):
+                self._on_child_dead(gen)
+                return
+            with self._cond:
+                if not self._inflight or self._inflight[0][0].seq != seq:
+                    continue  # a stale ack from a replaced child, or a resend's duplicate
+                batch, sent_at = self._inflight.popleft()
+                self._cond.notify_all()
+            report = _Report(counts)
+            self.stats.add(batch, report)
+            if self.on_stored is not None:
+                self.on_stored(batch, report, time.monotonic() - sent_at)
+            self.monitor.ack(batch)
+
+    _closing = False
+    _respawning = False
+    _spawned_at = 0.0
+
+    def _on_child_dead(self, gen: int) -> None:
+        """The child of generation `gen` is gone: replace it and resend what it had not acknowledged.
+
+        Called by the ack reader on EOF (so a dead child is replaced even when no new batch arrives) or
+        by the sender on a broken pipe; the generation check makes the second caller a no-op.
+        """
+        with self._cond:
+            if gen != self._child_gen or self._closing or self._respawning:
+                return
+            self._respawning = True
+            try:
+                lived = time.monotonic() - self._spawned_at
+                if lived < 2.0:  # dying at once (bad database URL, ...): do not spin
+                    self._cond.wait(random.uniform(1.0, 3.0))
+                if not self._closing and not self._stop.is_set():
+                    self._respawn_and_resend()
+            finally:
+                self._respawning = False
+                self._cond.notify_all()
+
+    def run(self) -> None:
+        self.monitor.start()
+        try:
+            with self._cond:
+                self._spawn()
+            for batch in self.monitor.batches():
+                with self._cond:
+                    while not self._stop.is_set() and len(self._inflight) >= self.max_inflight:
+                        self._cond.wait(0.5)
+                    if self._stop.is_set():
+                        return
+                    self._inflight.append((batch, time.monotonic()))
+                    gen = self._child_gen
+                    try:
+                        self._send(batch)
+                    except (OSError, ValueError):
+                        self._on_child_dead(gen)
+        except BaseException as exc:
+            self.error = exc
+            log.exception("catcher %s: runner failed", self.provider)
+            raise
+        finally:
+            self.monitor.stop()
+            self._shutdown_child()
+
+    def _shutdown_child(self) -> None:
+        # Let the child finish what it holds (bounded wait), then close its pipe so it exits.
+        deadline = time.monotonic() + 5.0
+        with self._cond:
+            while self._inflight and self._child is not None and self._child.is_alive() \
+                    and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+            self._closing = True
+        with contextlib.suppress(Exception):
+            self._to_child.send(None)
+        if self._child is not None:
+            self._child.join(5)
+        self._kill_child()
+
+
+def build_runner(provider: ProviderConfig, store: Any, routes: Any = None, *, writer: str = "thread",
+                 database_url: str | None = None, routes_path: Any = None, **kwargs: Any) -> CatcherRunner:
+    """The selected monitor for `provider` wired to a catcher on `store` (writer="thread"), or to a writer
+    process on `database_url` (writer="process")."""
+    from stackwatch.events.catcher import Catcher
+
+    selection = select(provider)
+    monitor = selection.monitor(provider)
+    log.info("catcher %s: monitor %s (%s), writer %s", provider.name, selection.name,
+             selection.verdicts[selection.name].reason, writer)
+    if writer == "process" and selection.name != "null":
+        if database_url is None:
+            raise ValueError("writer='process' needs database_url")
+        return ProcessCatcherRunner(monitor, database_url, routes=routes_path, **kwargs)
+    return CatcherRunner(monitor, Catcher(store, provider, routes), **kwargs)
+
+
+@dataclass
+class CatchersHandle:
+    """What `start_catchers` returns: the running runners; `stop()` stops them all."""
+
+    runners: list[CatcherRunner]
+    store: Any = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        for runner in self.runners:
+            runner._stop.set()
+            runner.monitor.stop()
+        deadline = time.monotonic() + timeout
+        for runner in self.runners:
+            runner.stop(max(0.1, deadline - time.monotonic()))
+        if self.store is not None and hasattr(self.store, "dispose"):
+            self.store.dispose()
+
+    def stats(self) -> dict[str, Any]:
+        return {r.provider: {"runner": vars(r.stats), "monitor": r.monitor.stats(), "alive": r.is_alive()}
+                for r in self.runners}
+
+    def __enter__(self) -> CatchersHandle:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_catchers(settings: Settings, store: Any = None, providers: list[str] | None = None,
+                   writer: str = "thread") -> CatchersHandle:
+    """Start one catcher per configured provider (or the named ones) in background threads; return the handle.
+
+    `writer="process"` converts and writes each provider's batches in a child process (see
+    `ProcessCatcherRunner`). Providers whose monitor is `null` get no thread (they catch nothing). A provider
+    whose monitor cannot be selected raises `MonitorSelectionError` before anything starts.
+    """
+    from stackwatch.store.db import open_store
+
+    chosen = [p for p in settings.providers if providers is None or p.name in providers]
+    selections = [(p, select(p)) for p in chosen]
+    own_store = store is None
+    if own_store:
+        store = open_store(settings.database_url)
+    from stackwatch.events.catcher import Catcher
+    from stackwatch.switchboard.routes import RoutingTable
+
+    routes = RoutingTable.load(settings.routes)
+    runners = []
+
+    for provider, selection in selections:
+        if selection.name == "null":
+            log.info("catcher %s: monitor null, no events caught", provider.name)
+            continue
+        monitor = selection.monitor(provider)
+        if writer == "process":
+            runners.append(ProcessCatcherRunner(monitor, settings.database_url, routes=settings.routes).start())
+        else:
+            runners.append(CatcherRunner(monitor, Catcher(store, provider, routes)).start())
+    return CatchersHandle(runners, store if own_store else None)

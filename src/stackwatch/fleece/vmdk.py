@@ -1,0 +1,160 @@
+"""VMDK streamOptimized (compressed grains with markers): our own reader of only the grains asked for.
+
+Why not libvmdk here: measured on the builder's 57.7 MiB streamOptimized image, libvmdk fetched 44.5 MiB
+(75 % of the file) in 55 requests, because it walks the stream's grain markers on open/read instead of
+seeking through the grain directory. The format does not need that: the grain directory (GD) and grain
+tables (GT) give the file sector of every grain, and each grain is a 12-byte marker (LBA, compressed
+size) followed by its zlib data. This reader reads the header, the GD and GTs, and then only the grains
+the layers above ask for, so it costs about what a qcow2 of the same disk costs. monolithicSparse (no
+compression, no markers) stays with libvmdk, which reads it without walking anything.
+
+Layout (libyal's "VMWare Virtual Disk Format (VMDK)" and VMware's Virtual Disk Format 5.0 technote): a
+512-byte little-endian header "KDMV"; flags bit 16 = compressed grains, bit 17 = markers, bit 2 = a GT
+entry of 1 means a zero grain. The GD sector is in the header, or -1 (GD_AT_END) when a stream writer
+(VMware, ovftool) put the GD and GTs after the grains: then the footer, a copy of the header with the
+real GD sector, sits 1024 bytes before the end of the file (footer marker, footer, end-of-stream marker).
+qemu-img 7.2 writes the GD and GTs at the front and a header that names them directly.
+"""
+
+from __future__ import annotations
+
+import collections
+import struct
+import zlib
+from dataclasses import dataclass
+
+from stackwatch.fleece.errors import CorruptImage, LimitExceeded, UnsupportedFormat
+
+MAGIC = b"KDMV"
+SECTOR = 512
+GD_AT_END = 0xFFFF_FFFF_FFFF_FFFF
+FLAG_ZERO_GRAIN = 1 << 2
+FLAG_COMPRESSED = 1 << 16
+FLAG_MARKERS = 1 << 17
+COMPRESSION_DEFLATE = 1
+MAX_TABLE_BYTES = 32 << 20  # GD plus every GT; qcow2's L1 limit, far beyond any real disk's need
+_HEADER = struct.Struct("<4sIIQQQQIQQQB4sH")
+_MARKER = struct.Struct("<QI")
+
+
+@dataclass(frozen=True)
+class Header:
+    version: int
+    flags: int
+    capacity: int  # sectors
+    grain_sectors: int
+    gtes_per_gt: int
+    gd_sector: int
+    compression: int
+
+    @property
+    def stream_optimized(self) -> bool:
+        return bool(self.flags & FLAG_COMPRESSED and self.flags & FLAG_MARKERS)
+
+    @property
+    def grain_bytes(self) -> int:
+        return self.grain_sectors * SECTOR
+
+
+def parse_header(raw: bytes, name: str) -> Header:
+    if len(raw) < _HEADER.size or raw[:4] != MAGIC:
+        raise CorruptImage(f"{name}: not a VMDK sparse extent header (file too short or bad magic)")
+    (_, version, flags, capacity, grain, _do, _ds, gtes, _rgd, gd, _oh, _dirty, _nl, comp) = _HEADER.unpack_from(raw)
+    return Header(version, flags, capacity, grain, gtes, gd, comp)
+
+
+def read_header(reader, name: str) -> Header:
+    """The header, or for GD_AT_END streams the footer that holds the real grain directory sector."""
+    h = parse_header(reader.pread(0, SECTOR), name)
+    if h.gd_sector == GD_AT_END:
+        if reader.size < 3 * SECTOR:
+            raise CorruptImage(f"{name}: VMDK stream too short to hold its footer")
+        footer = parse_header(reader.pread(reader.size - 2 * SECTOR, SECTOR), f"{name} (footer)")
+        if footer.gd_sector == GD_AT_END:
+            raise CorruptImage(f"{name}: VMDK footer still says the grain directory is at the end")
+        h = footer
+    return h
+
+
+class StreamOptimizedImage:
+    """Guest view of a streamOptimized VMDK over `reader` (anything with `pread` and `size`)."""
+
+    def __init__(self, reader, name: str = "") -> None:
+        self.name = name or getattr(reader, "name", "vmdk")
+        self.reader = reader
+        self.header = h = read_header(reader, self.name)
+        if not h.stream_optimized:
+            raise UnsupportedFormat(f"{self.name}: not a streamOptimized VMDK (flags {h.flags:#x})")
+        if h.compression != COMPRESSION_DEFLATE:
+            raise UnsupportedFormat(f"{self.name}: VMDK compression method {h.compression} is not deflate")
+        gs, per = h.grain_sectors, h.gtes_per_gt
+        if gs < 8 or gs > 4096 or gs & (gs - 1):
+            raise CorruptImage(f"{self.name}: VMDK grain of {gs} sectors (must be a power of 2, 8..4096)")
+        if per < 1 or per > 4096:
+            raise CorruptImage(f"{self.name}: VMDK grain table of {per} entries (1..4096)")
+        self.size = h.capacity * SECTOR
+        self.n_grains = -(-h.capacity // gs)
+        n_gd = -(-self.n_grains // per)
+        if 4 * (n_gd + self.n_grains) > MAX_TABLE_BYTES:
+            raise LimitExceeded(f"{self.name}: VMDK capacity {self.size} needs grain tables beyond the limit")
+        gd_off = h.gd_sector * SECTOR
+        if not h.gd_sector or gd_off + 4 * n_gd > reader.size:
+            raise CorruptImage(f"{self.name}: VMDK grain directory at sector {h.gd_sector} lies outside the file")
+        self._gd = struct.unpack(f"<{n_gd}I", reader.pread(gd_off, 4 * n_gd))
+        seen: set[int] = set()
+        for i, gt in enumerate(self._gd):
+            if gt in (0, 1):
+                continue
+            if gt * SECTOR + 4 * per > reader.size or gt in seen:
+                raise CorruptImage(f"{self.name}: VMDK GD[{i}] -> grain table at sector {gt} is outside or shared")
+            seen.add(gt)
+        self._gts: collections.OrderedDict[int, tuple[int, ...]] = collections.OrderedDict()
+
+    def _gt(self, index: int) -> tuple[int, ...]:
+        per = self.header.gtes_per_gt
+        gt = self._gd[index]
+        if gt in (0, 1):
+            return (0,) * per
+        table = self._gts.get(gt)
+        if table is None:
+            table = struct.unpack(f"<{per}I", self.reader.pread(gt * SECTOR, 4 * per))
+            self._gts[gt] = table
+            if len(self._gts) > 256:
+                self._gts.popitem(last=False)
+        return table
+
+    def _grain(self, grain: int) -> bytes:
+        h = self.header
+        gi, ti = divmod(grain, h.gtes_per_gt)
+        sector = self._gt(gi)[ti]
+        if sector == 0 or (sector == 1 and h.flags & FLAG_ZERO_GRAIN):
+            return bytes(h.grain_bytes)
+        off = sector * SECTOR
+        if off + _MARKER.size > self.reader.size:
+            raise CorruptImage(f"{self.name}: VMDK grain {grain} at sector {sector} lies outside the file")
+        lba, size = _MARKER.unpack(self.reader.pread(off, _MARKER.size))
+        if lba != grain * h.grain_sectors or not 0 < size <= 2 * h.grain_bytes:
+            raise CorruptImage(
+                f"{self.name}: VMDK grain {grain} marker says LBA {lba}, {size} bytes "
+                f"(expected LBA {grain * h.grain_sectors}, 1..{2 * h.grain_bytes} bytes)"
+            )
+        data = self.reader.pread(off + _MARKER.size, size)
+        if len(data) != size:
+            raise CorruptImage(f"{self.name}: VMDK grain {grain} runs past the end of the file")
+        try:
+            out = zlib.decompressobj().decompress(data, h.grain_bytes)
+        except zlib.error as err:
+            raise CorruptImage(f"{self.name}: VMDK grain {grain} does not inflate: {err}") from err
+        return out.ljust(h.grain_bytes, b"\0")
+
+    def read_buffer_at_offset(self, n: int, offset: int) -> bytes:
+        gb = self.header.grain_bytes
+        n = max(0, min(n, self.size - offset))
+        out = []
+        pos = offset
+        while pos < offset + n:
+            g, within = divmod(pos, gb)
+            take = min(gb - within, offset + n - pos)
+            out.append(self._grain(g)[within : within + take])
+            pos += take
+        return b"".join(out)

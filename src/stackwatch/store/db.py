@@ -1,0 +1,101 @@
+"""Engines and migrations: SQLite (WAL) by default, PostgreSQL (psycopg 3) by URL.
+
+`open_store` is the one entry point: it builds the engine, runs Alembic to head and returns an EventStore.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from stackwatch.store.errors import StoreError, StoreUnavailable
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def normalize_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3 here (psycopg2 is not a dependency)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"database URL is not valid: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, json_serializer=_json_dumps, json_deserializer=orjson.loads, connect_args={"timeout": 30}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA cache_size=-65536")  # 64 MiB: the timeline indexes stay in memory
+            cur.execute("PRAGMA wal_autocheckpoint=10000")  # checkpoint every ~40 MB, not every batch
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(
+            url,
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": 10},
+        )
+    raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://")
+
+
+def _alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "heads") -> None:
+    cfg = _alembic_config()
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except SQLAlchemyError as exc:
+        raise StoreUnavailable(f"cannot migrate database: {exc.__class__.__name__}: {exc.orig or exc}") from exc
+
+
+def current_revision(engine: Engine) -> tuple[str | None, str]:
+    """(revisions of the database, head revisions of this code), comma-separated: parts migrate on branches."""
+    heads = ",".join(sorted(ScriptDirectory.from_config(_alembic_config()).get_heads()))
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_heads()
+    return (",".join(sorted(current)) or None), heads
+
+
+def open_store(url: str, migrate: bool = True):  # noqa: ANN201 - avoids an import cycle in the annotation
+    from stackwatch.store.events import EventStore
+
+    engine = make_engine(url)
+    if migrate:
+        upgrade(engine)
+    return EventStore(engine)

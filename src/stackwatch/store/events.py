@@ -1,0 +1,384 @@
+"""The event stream repository: batch writes (executemany on SQLite, COPY on PostgreSQL) and timeline queries.
+
+A batch is one transaction: new events, collapsed-flood counters and quarantined input commit together, so
+the caller acknowledges its source only for what is durably stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from stackwatch.events.model import REF_FIELDS, Event
+from stackwatch.store.errors import StoreError, StoreUnavailable
+from stackwatch.store.models import EventRow, MonitorCursorRow, QuarantineRow
+
+_EVENT_COLUMNS: tuple[str, ...] = (
+    "provider", "message_id", "source", "event_type", "timestamp", "received_at", "sort_time", "publisher_id",
+    "priority", "project_id", "user_id", "request_id", *REF_FIELDS, "event_group", "level", "collapsed_count",
+    "payload",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantineItem:
+    provider: str
+    source: str
+    reason: str
+    raw: bytes
+    received_at: datetime
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.raw).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    id: int
+    provider: str
+    source: str
+    received_at: datetime
+    reason: str
+    size: int
+    digest: str
+    raw: bytes
+
+
+@dataclass(slots=True)
+class WriteResult:
+    stored: list[str] = field(default_factory=list)  # message_ids newly stored, in input order
+    duplicates: int = 0
+    quarantined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    provider: str | None = None
+    vm: str | None = None
+    host: str | None = None
+    project: str | None = None
+    type_glob: str | None = None
+    group: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+
+
+def glob_to_like(pattern: str) -> str:
+    """`compute.instance.*` -> `compute.instance.%` with LIKE's own wildcards escaped."""
+    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _is_connectivity_error(exc: SQLAlchemyError) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+class EventStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # -- writes -----------------------------------------------------------------------------------------
+    def write_batch(
+        self,
+        events: Sequence[Event],
+        collapsed: dict[tuple[str, str], int] | None = None,
+        quarantine: Sequence[QuarantineItem] = (),
+    ) -> WriteResult:
+        """Store events once each, add collapsed counts to their (provider, message_id) rows, keep quarantine.
+
+        Raises StoreUnavailable when the database cannot be reached: nothing of the batch was written.
+        """
+        result = WriteResult(quarantined=len(quarantine))
+        unique: dict[tuple[str, str], Event] = {}
+        for ev in events:
+            unique.setdefault((ev.provider, ev.message_id), ev)
+        result.duplicates = len(events) - len(unique)
+        try:
+            with self.engine.begin() as conn:
+                if unique:
+                    now = datetime.now(UTC)
+                    rows = [_event_values(ev, now) for ev in unique.values()]
+                    if self.dialect == "postgresql":
+                        stored = _copy_insert_pg(conn, rows)
+                    else:
+                        stored = _values_insert_sqlite(conn, rows)
+                    result.stored = [key[1] for key in unique if key[1] in stored]
+                    result.duplicates += len(unique) - len(result.stored)
+                for (provider, message_id), count in (collapsed or {}).items():
+                    conn.execute(
+                        update(EventRow)
+                        .where(EventRow.provider == provider, EventRow.message_id == message_id)
+                        .values(collapsed_count=EventRow.collapsed_count + count)
+                    )
+                if quarantine:
+                    self._insert_quarantine(conn, quarantine)
+        except SQLAlchemyError as exc:
+            if _is_connectivity_error(exc):
+                raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}: {exc.orig or exc}") from exc
+            raise StoreError(f"cannot store batch: {exc}") from exc
+        return result
+
+    def _insert_quarantine(self, conn, items: Sequence[QuarantineItem]) -> None:  # noqa: ANN001
+        rows = [
+            {
+                "provider": q.provider,
+                "source": q.source,
+                "received_at": q.received_at,
+                "reason": q.reason[:4000],
+                "size": len(q.raw),
+                "digest": q.digest,
+                "raw": q.raw,
+            }
+            for q in items
+        ]
+        dialect_insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = dialect_insert(QuarantineRow).on_conflict_do_nothing(index_elements=["provider", "digest"])
+        conn.execute(stmt, rows)
+
+    def purge(self, older_than: datetime, batch_size: int = 5000, provider: str | None = None) -> int:
+        """Delete events older than `older_than` in bounded batches (short transactions, no long locks)."""
+        total = 0
+        while True:
+            ids = select(EventRow.id).where(EventRow.sort_time < older_than)
+            if provider:
+                ids = ids.where(EventRow.provider == provider)
+            ids = ids.order_by(EventRow.sort_time).limit(batch_size)
+            with self.engine.begin() as conn:
+                deleted = conn.execute(delete(EventRow).where(EventRow.id.in_(ids.scalar_subquery()))).rowcount
+            total += deleted
+            if deleted < batch_size:
+                return total
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def query(self, q: EventQuery) -> list[Event]:
+        """Events matching `q`: the latest `limit` of them, in chronological order."""
+        stmt = select(EventRow)
+        if q.provider:
+            stmt = stmt.where(EventRow.provider == q.provider)
+        if q.vm:
+            stmt = stmt.where(EventRow.vm_ref == q.vm)
+        if q.host:
+            stmt = stmt.where(EventRow.host_ref == q.host)
+        if q.project:
+            stmt = stmt.where(EventRow.project_id == q.project)
+        if q.type_glob:
+            if any(ch in q.type_glob for ch in "*?"):
+                stmt = stmt.where(EventRow.event_type.like(glob_to_like(q.type_glob), escape="\\"))
+            else:
+                stmt = stmt.where(EventRow.event_type == q.type_glob)
+        if q.group:
+            stmt = stmt.where(EventRow.group == q.group)
+        if q.since:
+            stmt = stmt.where(EventRow.sort_time >= q.since)
+        if q.until:
+            stmt = stmt.where(EventRow.sort_time < q.until)
+        stmt = stmt.order_by(EventRow.sort_time.desc(), EventRow.id.desc()).limit(max(1, q.limit))
+        with Session(self.engine) as session:
+            rows = session.scalars(stmt).all()
+        return [_row_to_event(row) for row in reversed(rows)]
+
+    def get(self, message_id: str, provider: str | None = None) -> Event | None:
+        stmt = select(EventRow).where(EventRow.message_id == message_id)
+        if provider:
+            stmt = stmt.where(EventRow.provider == provider)
+        with Session(self.engine) as session:
+            row = session.scalars(stmt.limit(1)).first()
+        return _row_to_event(row) if row else None
+
+    def collapsed_count(self, message_id: str, provider: str) -> int:
+        stmt = select(EventRow.collapsed_count).where(
+            EventRow.provider == provider, EventRow.message_id == message_id
+        )
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar() or 0)
+
+    def count(self, provider: str | None = None) -> int:
+        stmt = select(func.count()).select_from(EventRow)
+        if provider:
+            stmt = stmt.where(EventRow.provider == provider)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def quarantined(self, provider: str | None = None, limit: int = 100) -> list[QuarantinedRecord]:
+        stmt = select(QuarantineRow).order_by(QuarantineRow.id.desc()).limit(limit)
+        if provider:
+            stmt = stmt.where(QuarantineRow.provider == provider)
+        with Session(self.engine) as session:
+            rows = session.scalars(stmt).all()
+        return [
+            QuarantinedRecord(
+                id=r.id, provider=r.provider, source=r.source, received_at=r.received_at, reason=r.reason,
+                size=r.size, digest=r.digest, raw=r.raw,
+            )
+            for r in rows
+        ]
+
+    def quarantine_count(self, provider: str | None = None) -> int:
+        stmt = select(func.count()).select_from(QuarantineRow)
+        if provider:
+            stmt = stmt.where(QuarantineRow.provider == provider)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    # -- monitor cursors ---------------------------------------------------------------------------------
+    def get_cursor(self, provider: str, monitor: str) -> object | None:
+        stmt = select(MonitorCursorRow.position).where(
+            MonitorCursorRow.provider == provider, MonitorCursorRow.monitor == monitor
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(stmt).scalar()
+
+    def set_cursor(self, provider: str, monitor: str, position: object) -> None:
+        values = {"provider": provider, "monitor": monitor, "position": position, "updated_at": datetime.now(UTC)}
+        dialect_insert = pg_insert if self.dialect == "postgresql" else sqlite_insert
+        stmt = dialect_insert(MonitorCursorRow).values(values)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["provider", "monitor"],
+            set_={"position": stmt.excluded.position, "updated_at": stmt.excluded.updated_at},
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _event_values(ev: Event, now: datetime) -> list[object]:
+    """One row in `_EVENT_COLUMNS` order, the payload already JSON text (both backends store it as such)."""
+    received = ev.received_at or now
+    payload = ev.payload
+    return [
+        ev.provider, ev.message_id, ev.source, ev.event_type, ev.timestamp, received, ev.timestamp or received,
+        ev.publisher_id, ev.priority, ev.project_id, ev.user_id, ev.request_id,
+        ev.vm_ref, ev.host_ref, ev.image_ref, ev.volume_ref, ev.snapshot_ref, ev.network_ref, ev.subnet_ref,
+        ev.port_ref, ev.router_ref, ev.floating_ip_ref, ev.security_group_ref, ev.stack_ref, ev.availability_zone,
+        ev.group, ev.level, 0,
+        None if payload is None else orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode(),
+    ]
+
+
+def _row_to_event(r: EventRow) -> Event:
+    return Event(
+        message_id=r.message_id,
+        provider=r.provider,
+        source=r.source,
+        event_type=r.event_type,
+        timestamp=r.timestamp,
+        received_at=r.received_at,
+        publisher_id=r.publisher_id,
+        priority=r.priority,
+        project_id=r.project_id,
+        user_id=r.user_id,
+        request_id=r.request_id,
+        group=r.group,
+        level=r.level,
+        payload=r.payload,
+        **{name: getattr(r, name) for name in REF_FIELDS},
+    )
+
+
+# -- SQLite multi-row VALUES path ------------------------------------------------------------------------
+_SQLITE_CHUNK = 500  # 31 columns x 500 rows stays under SQLite's 32,766 bound parameters
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    # the text form SQLAlchemy's SQLite DATETIME reads back (naive UTC)
+    return None if value is None else value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+
+
+def _sqlite_params(rows: list[list[object]]) -> list[object]:
+    params: list[object] = []
+    extend = params.extend
+    t0, t1, t2 = _TIME_IDX
+    for values in rows:
+        values[t0] = _sqlite_time(values[t0])
+        values[t1] = _sqlite_time(values[t1])
+        values[t2] = _sqlite_time(values[t2])
+        extend(values)
+    return params
+
+
+_TIME_IDX = tuple(_EVENT_COLUMNS.index(c) for c in ("timestamp", "received_at", "sort_time"))
+_PAYLOAD_IDX = _EVENT_COLUMNS.index("payload")
+
+
+def _values_insert_sqlite(conn, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
+    """INSERT ... VALUES (..),(..) ON CONFLICT DO NOTHING RETURNING, on the raw sqlite3 cursor.
+
+    SQLAlchemy's insertmanyvalues does the same with per-value type processing that cost 3x here; RETURNING
+    tells exactly which rows were new, which executemany cannot.
+    """
+    cursor = conn.connection.driver_connection.cursor()
+    placeholders = "(" + ",".join("?" * len(_EVENT_COLUMNS)) + ")"
+    stored: set[str] = set()
+    try:
+        for start in range(0, len(rows), _SQLITE_CHUNK):
+            chunk = rows[start : start + _SQLITE_CHUNK]
+            params = _sqlite_params(chunk)
+            sql = (
+                f"INSERT INTO events ({_COLUMN_LIST}) VALUES {','.join([placeholders] * len(chunk))} "
+                "ON CONFLICT (provider, message_id) DO NOTHING RETURNING message_id"
+            )
+            stored.update(r[0] for r in cursor.execute(sql, params).fetchall())
+    finally:
+        cursor.close()
+    return stored
+
+
+# -- PostgreSQL COPY path --------------------------------------------------------------------------------
+_STAGE_DDL = (
+    "CREATE TEMP TABLE IF NOT EXISTS events_stage "
+    "(LIKE events INCLUDING DEFAULTS EXCLUDING IDENTITY EXCLUDING CONSTRAINTS EXCLUDING INDEXES) "
+    "ON COMMIT DELETE ROWS"
+)
+_JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+_COLUMN_LIST = ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
+
+
+def _copy_insert_pg(conn, rows: Iterable[list[object]]) -> set[str]:  # noqa: ANN001
+    """COPY rows into a session-local staging table, then one INSERT ... ON CONFLICT DO NOTHING.
+
+    COPY skips per-row statement overhead; the INSERT keeps the unique index the single arbiter of dedup.
+    """
+    raw = conn.connection.driver_connection
+    with raw.cursor() as cur:
+        cur.execute(_STAGE_DDL)
+        with cur.copy(f"COPY events_stage ({_COLUMN_LIST}) FROM STDIN") as copy:
+            for values in rows:
+                payload = values[_PAYLOAD_IDX]
+                if (payload is not None and "\\u0000" in payload) or any(
+                    type(v) is str and "\x00" in v for v in values
+                ):
+                    values = _pg_clean(values)
+                copy.write_row(values)
+        cur.execute(
+            f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM events_stage "
+            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING message_id"
+        )
+        stored = {r[0] for r in cur.fetchall()}
+        cur.execute("TRUNCATE events_stage")
+    return stored
+
+
+def _pg_clean(values: list[object]) -> list[object]:
+    """PostgreSQL text cannot hold NUL and jsonb rejects \\u0000: replace them, keep everything else."""
+    out = [v.replace("\x00", "\ufffd") if type(v) is str else v for v in values]
+    payload = out[_PAYLOAD_IDX]
+    if isinstance(payload, str) and "\\u0000" in payload:
+        out[_PAYLOAD_IDX] = _JSON_NUL.sub(r"\1\\ufffd", payload)
+    return out
