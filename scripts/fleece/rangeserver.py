@@ -73,12 +73,13 @@ class RangeHandler(SimpleHTTPRequestHandler):
                     chunk = f.read(min(1 << 20, length - sent))
                     if not chunk:
                         break
+                    # Count before writing: a client that has the bytes must already see them counted.
+                    with srv.lock:  # type: ignore[attr-defined]
+                        srv.bytes_sent += len(chunk)  # type: ignore[attr-defined]
                     self.wfile.write(chunk)
                     sent += len(chunk)
             except (BrokenPipeError, ConnectionResetError):
                 pass
-            with srv.lock:  # type: ignore[attr-defined]
-                srv.bytes_sent += sent  # type: ignore[attr-defined]
 
 
 class _Server(ThreadingHTTPServer):
