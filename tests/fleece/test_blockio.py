@@ -66,6 +66,22 @@ def test_gap_to_a_cached_neighbour_is_fetched_with_the_miss():
     assert r.pread(0, 20 * 4096) == DATA[: 20 * 4096]
 
 
+def test_span_reads_exactly_what_is_missing_and_starts_no_readahead():
+    r = MemReader(DATA, block=4096, gap=4)
+    assert r.pread_span(100, 5000) == DATA[100:5100]
+    assert r.fetches == [(100, 5000)]  # not rounded out to blocks
+    assert r.pread_span(2000, 1000) == DATA[2000:3000]  # no whole block was cached: fetched again
+    assert r.fetches[-1] == (2000, 1000)
+    r.pread(4096 * 2, 10)  # block 2 into the cache
+    assert r.pread_span(4096 * 2 + 50, 4096 * 3) == DATA[4096 * 2 + 50 : 4096 * 5 + 50]
+    assert r.fetches[-1] == (4096 * 3, 4096 * 2 + 50)  # the cached head came from the cache
+    assert r.pread(4096 * 3, 4096) == DATA[4096 * 3 : 4096 * 4]  # covered whole by the span: cached
+    n = len(r.fetches)
+    r.pread(4096 * 5, 10)  # where the span ended: a plain one-block miss, no grown window
+    assert r.fetches[n:] == [(4096 * 5, 4096)]
+    assert r.stats.requests == len(r.fetches) and r.stats.bytes_read == sum(n for _, n in r.fetches)
+
+
 def test_local_reader_counts(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(DATA)

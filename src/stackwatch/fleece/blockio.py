@@ -6,7 +6,9 @@ over; the LRU block cache keeps that away. Small blocks (16 KiB) keep bytes low,
 metadata reads are scattered 4 KiB reads; two rules keep the request count low anyway: the read-ahead
 window doubles on back-to-back misses (sequential file data; a miss within GAP blocks after the last
 fetch counts), and a miss within GAP blocks of a cached block also fetches the gap (inode tables and
-directories are read in clusters with holes, where the next miss would land). Subclasses implement
+directories are read in clusters with holes, where the next miss would land). `pread_span` is the
+exception for data whose exact extent the caller knows and caches decoded itself (compressed qcow2
+clusters): exactly the missing bytes, no rounding, no read-ahead. Subclasses implement
 `_fetch(offset, length)` and nothing else.
 """
 
@@ -148,6 +150,45 @@ class BlockReader(io.RawIOBase):
                 hi = min(offset + n, (i + 1) * self.block) - i * self.block
                 parts.append(blk[lo:hi])
             return b"".join(parts)
+
+    def pread_span(self, offset: int, n: int) -> bytes:
+        """Read exactly bytes [offset, offset+n): what is cached comes from the cache, the rest in one request
+        of exactly the missing span, with no read-ahead and no gap fill.
+
+        For data whose extent the caller knows and caches decoded itself (a compressed qcow2 cluster or
+        vmdk grain: its byte span comes from the L2 / grain table entry). Rounding such spans out to blocks,
+        and letting their misses grow the read-ahead window, fetched about three times the compressed
+        bytes. Blocks the span covers whole go into the block cache (a table read may share them).
+        """
+        n = max(0, min(n, self.size - offset))
+        if n == 0:
+            return b""
+        with self._lock:
+            lo, hi = offset, offset + n
+            head = b""
+            while lo < hi and lo // self.block in self._cache:  # cached blocks at the front
+                take = min(hi, (lo // self.block + 1) * self.block) - lo
+                head += self.pread(lo, take)
+                lo += take
+            tail = b""
+            while hi > lo and (hi - 1) // self.block in self._cache:  # and at the back
+                start = max(lo, (hi - 1) // self.block * self.block)
+                tail = self.pread(start, hi - start) + tail
+                hi = start
+            if lo == hi:
+                return head + tail
+            data = self._fetch(lo, hi - lo)
+            self.stats.requests += 1
+            self.stats.bytes_read += len(data)
+            if len(data) != hi - lo:
+                raise SourceError(f"{self.name}: short read at {lo}: got {len(data)} of {hi - lo} bytes")
+            for i in range(-(-lo // self.block), hi // self.block):  # whole blocks inside the span
+                if i not in self._cache:
+                    self._cache[i] = data[i * self.block - lo : (i + 1) * self.block - lo]
+            while len(self._cache) > self._cache_blocks:
+                self._cache.popitem(last=False)
+            self._last_len = 0  # a span is no sequential run: the next block miss starts a new window
+            return head + data + tail
 
     def _fill(self, first: int, last: int) -> dict[int, bytes]:
         """Fetch blocks first..last in one request, plus read-ahead and gap fill; the blocks fetched."""
