@@ -77,6 +77,11 @@ class Layout:
         return self.state / "data"
 
     @property
+    def nova_instances(self) -> Path:
+        """nova's instances_path: devcloud's compute driver snapshots ``<uuid>/disk`` from here (novadriver.py)."""
+        return self.data / "nova" / "instances"
+
+    @property
     def rabbit(self) -> Path:
         return self.state / "rabbit"
 

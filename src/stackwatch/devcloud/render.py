@@ -19,6 +19,7 @@ def values(layout: Layout, service_password: str) -> dict[str, str]:
     p = layout.ports
     return {
         "ROOT": str(layout.state),
+        "NOVA_INSTANCES": str(layout.nova_instances),
         "SERVICE_PASSWORD": service_password,
         "KEYSTONE_PORT": str(p.keystone),
         "GLANCE_PORT": str(p.glance),

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from stackwatch.devcloud.layout import Layout
+
+HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
 class Service:
-    """One process: ``uwsgi`` names an ini under etc/ (an API), else ``console`` is a venv console script."""
+    """One process: ``uwsgi`` names an ini under etc/ (an API); ``script`` a file of this package that the
+    venv's python runs (nova-compute with devcloud's driver, see novacompute.py); else ``console`` is a
+    venv console script."""
 
     name: str
     venv: str
     uwsgi: str | None = None
     console: str | None = None
+    script: str | None = None
     config: tuple[str, ...] = ()
     port_attr: str | None = None
     health_path: str = "/"
@@ -32,7 +38,10 @@ class Service:
     def argv(self, layout: Layout) -> list[str]:
         if self.uwsgi:
             return [str(layout.bin(self.venv, "uwsgi")), "--ini", str(layout.etc / self.uwsgi)]
-        args = [str(layout.bin(self.venv, self.console or self.name))]
+        if self.script:
+            args = [str(layout.bin(self.venv, "python")), "-P", str(HERE / self.script)]
+        else:
+            args = [str(layout.bin(self.venv, self.console or self.name))]
         for c in self.config:
             args += ["--config-file", str(layout.etc / c)]
         return args + ["--log-file", str(layout.logs / f"{self.name}.log")]
@@ -49,7 +58,7 @@ NOVA_CONFIG = ("nova/nova.conf",)
 NOVA_WORKERS: tuple[Service, ...] = (
     Service("nova-conductor", "nova", config=NOVA_CONFIG),
     Service("nova-scheduler", "nova", config=NOVA_CONFIG),
-    Service("nova-compute", "nova", config=NOVA_CONFIG),
+    Service("nova-compute", "nova", script="novacompute.py", config=NOVA_CONFIG),
 )
 ALL: tuple[Service, ...] = (KEYSTONE, *APIS, *NOVA_WORKERS)
 # stop order: workers first, keystone last
