@@ -1,5 +1,5 @@
-"""Our streamOptimized VMDK reader: same guest bytes as the qcow2 of the same disk, both layouts, few reads,
-and clear errors on broken tables and grains."""
+"""Our VMDK readers (streamOptimized, both layouts, and monolithicSparse): same guest bytes as the qcow2 of
+the same disk, few reads, and clear errors on broken tables and grains."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from stackwatch.fleece.blockio import LocalReader
+from stackwatch.fleece.blockio import BLOCK, LocalReader
 from stackwatch.fleece.errors import CorruptImage
 from stackwatch.fleece.qcow2 import Qcow2Image
-from stackwatch.fleece.vmdk import SECTOR, StreamOptimizedImage, read_header
+from stackwatch.fleece.vmdk import SECTOR, MonolithicSparseImage, StreamOptimizedImage, read_header
 from stackwatch.fleece.worker import run_isolated
 
 STREAMS = ["vmdk-stream", "vmdk-stream-gd-at-end"]
+READERS = {"vmdk-stream": StreamOptimizedImage, "vmdk-stream-gd-at-end": StreamOptimizedImage}
+READERS["vmdk-sparse"] = MonolithicSparseImage
 
 
 def _path(built, name: str) -> Path:
@@ -22,10 +24,10 @@ def _path(built, name: str) -> Path:
     return d / m["images"][name]["file"]
 
 
-@pytest.mark.parametrize("name", STREAMS)
+@pytest.mark.parametrize("name", sorted(READERS))
 def test_guest_bytes_match_the_qcow2_of_the_same_disk(built, name):
     """Every 37th grain (and the last) of the vmdk equals the qcow2 built from the same raw disk."""
-    vmdk = StreamOptimizedImage(LocalReader(_path(built, name)))
+    vmdk = READERS[name](LocalReader(_path(built, name)))
     qcow = Qcow2Image(LocalReader(_path(built, "gpt-lvm-ext4")))
     assert vmdk.size == qcow.size
     gb = vmdk.header.grain_bytes
@@ -48,8 +50,29 @@ def test_gd_at_end_layout_is_found_through_the_footer(built):
     assert h.stream_optimized and h.gd_sector * SECTOR > r.size // 2  # the footer's GD, after the grains
 
 
-@pytest.mark.parametrize("name", STREAMS)
-def test_stream_reads_about_what_the_qcow2_reads(built, name):
+def test_sparse_grain_reads_only_the_bytes_asked_for(built):
+    """libvmdk fetched each 64 KiB grain whole; a 4 KiB read must cost one 16 KiB source block, not a grain."""
+    src = LocalReader(_path(built, "vmdk-sparse"))
+    vmdk = MonolithicSparseImage(src)
+    gb = vmdk.header.grain_bytes
+    assert gb >= 4 * BLOCK
+    qcow = Qcow2Image(LocalReader(_path(built, "gpt-lvm-ext4")))
+    g = next(g for g in range(vmdk.n_grains // 2, vmdk.n_grains) if any(qcow.read_buffer_at_offset(gb, g * gb)))
+    vmdk._gt(g // vmdk.header.gtes_per_gt)  # its grain table: read once per 32 MiB of guest disk, not counted
+    before = src.stats.bytes_read
+    assert vmdk.read_buffer_at_offset(4096, g * gb + gb // 2) == qcow.read_buffer_at_offset(4096, g * gb + gb // 2)
+    assert src.stats.bytes_read - before == BLOCK
+
+
+def test_stream_header_is_not_taken_for_a_plain_sparse_extent(built):
+    from stackwatch.fleece.errors import UnsupportedFormat
+
+    with pytest.raises(UnsupportedFormat, match="not a plain sparse"):
+        MonolithicSparseImage(LocalReader(_path(built, "vmdk-stream")))
+
+
+@pytest.mark.parametrize("name", [*STREAMS, "vmdk-sparse"])
+def test_vmdk_reads_about_what_the_qcow2_reads(built, name):
     """The goal of our reader: <= 40 requests, and bytes within 1.5x of the qcow2 of the same disk."""
     vm = run_isolated(str(_path(built, name)))
     qc = run_isolated(str(_path(built, "gpt-lvm-ext4")))

@@ -1,5 +1,5 @@
-"""Disk containers: raw, qcow2 (our reader, see qcow2.py for why not libqcow), vmdk monolithicSparse via
-libvmdk and streamOptimized through our reader (see vmdk.py for why not libvmdk there).
+"""Disk containers: raw, qcow2 (our reader, see qcow2.py for why not libqcow), vmdk monolithicSparse and
+streamOptimized (our reader, see vmdk.py for why not libvmdk).
 
 `open_disk(reader, open_backing)` returns a reader of the guest-visible disk. `open_backing(name)` opens
 a backing file named in a qcow2 header relative to where the image came from (a sibling path, URL or
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stackwatch.fleece.blockio import BlockReader, ObjectReader
-from stackwatch.fleece.errors import CorruptImage, LimitExceeded, UnsupportedFormat, reraise_memory
+from stackwatch.fleece.errors import CorruptImage, LimitExceeded, UnsupportedFormat
 from stackwatch.fleece.qcow2 import MAGIC as QCOW_MAGIC
 from stackwatch.fleece.qcow2 import Qcow2Image, check_header
 
@@ -74,23 +74,14 @@ def _open_qcow2(reader: BlockReader, open_backing: Opener | None, seen: list[str
 
 
 def _open_vmdk(reader: BlockReader) -> BlockReader:
-    from stackwatch.fleece.vmdk import StreamOptimizedImage, read_header
+    from stackwatch.fleece.vmdk import MonolithicSparseImage, StreamOptimizedImage, read_header
 
     if read_header(reader, reader.name).stream_optimized:
-        img = StreamOptimizedImage(reader, reader.name)
-        if img.size > MAX_VIRTUAL:
-            raise LimitExceeded(f"{reader.name}: vmdk virtual size {img.size} is beyond any real disk")
-        return ObjectReader(img, img.size, name=f"{reader.name}[vmdk-stream]")
-    import pyvmdk
-
-    h = pyvmdk.handle()
-    try:
-        h.open_file_object(reader)
-        h.open_extent_data_files_as_file_objects([reader])
-    except OSError as e:
-        reraise_memory(e)
-        raise CorruptImage(f"{reader.name}: libvmdk cannot open it: {e}") from e
-    size = h.get_media_size()
-    if size > MAX_VIRTUAL:
-        raise LimitExceeded(f"{reader.name}: vmdk virtual size {size} is beyond any real disk")
-    return ObjectReader(h, size, name=f"{reader.name}[vmdk]")
+        img: StreamOptimizedImage = StreamOptimizedImage(reader, reader.name)
+        kind = "vmdk-stream"
+    else:
+        img = MonolithicSparseImage(reader, reader.name)
+        kind = "vmdk"
+    if img.size > MAX_VIRTUAL:
+        raise LimitExceeded(f"{reader.name}: vmdk virtual size {img.size} is beyond any real disk")
+    return ObjectReader(img, img.size, name=f"{reader.name}[{kind}]")

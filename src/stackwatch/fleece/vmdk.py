@@ -1,4 +1,5 @@
-"""VMDK streamOptimized (compressed grains with markers): our own reader of only the grains asked for.
+"""VMDK sparse extents, streamOptimized (compressed grains with markers) and monolithicSparse (plain
+grains): our own reader of only the grains asked for.
 
 Why not libvmdk here: measured on the builder's 57.7 MiB streamOptimized image, libvmdk fetched 44.5 MiB
 (75 % of the file) in 55 requests, because it walks the stream's grain markers on open/read instead of
@@ -6,7 +7,7 @@ seeking through the grain directory. The format does not need that: the grain di
 tables (GT) give the file sector of every grain, and each grain is a 12-byte marker (LBA, compressed
 size) followed by its zlib data. This reader reads the header, the GD and GTs, and then only the grains
 the layers above ask for, so it costs about what a qcow2 of the same disk costs. monolithicSparse (no
-compression, no markers) stays with libvmdk, which reads it without walking anything.
+compression, no markers) uses the same tables; libvmdk read its grains whole (see MonolithicSparseImage).
 
 Layout (libyal's "VMWare Virtual Disk Format (VMDK)" and VMware's Virtual Disk Format 5.0 technote): a
 512-byte little-endian header "KDMV"; flags bit 16 = compressed grains, bit 17 = markers, bit 2 = a GT
@@ -83,10 +84,7 @@ class StreamOptimizedImage:
         self.name = name or getattr(reader, "name", "vmdk")
         self.reader = reader
         self.header = h = read_header(reader, self.name)
-        if not h.stream_optimized:
-            raise UnsupportedFormat(f"{self.name}: not a streamOptimized VMDK (flags {h.flags:#x})")
-        if h.compression != COMPRESSION_DEFLATE:
-            raise UnsupportedFormat(f"{self.name}: VMDK compression method {h.compression} is not deflate")
+        self._check_kind(h)
         gs, per = h.grain_sectors, h.gtes_per_gt
         if gs < 8 or gs > 4096 or gs & (gs - 1):
             raise CorruptImage(f"{self.name}: VMDK grain of {gs} sectors (must be a power of 2, 8..4096)")
@@ -109,6 +107,12 @@ class StreamOptimizedImage:
                 raise CorruptImage(f"{self.name}: VMDK GD[{i}] -> grain table at sector {gt} is outside or shared")
             seen.add(gt)
         self._gts: collections.OrderedDict[int, tuple[int, ...]] = collections.OrderedDict()
+
+    def _check_kind(self, h: Header) -> None:
+        if not h.stream_optimized:
+            raise UnsupportedFormat(f"{self.name}: not a streamOptimized VMDK (flags {h.flags:#x})")
+        if h.compression != COMPRESSION_DEFLATE:
+            raise UnsupportedFormat(f"{self.name}: VMDK compression method {h.compression} is not deflate")
 
     def _gt(self, index: int) -> tuple[int, ...]:
         per = self.header.gtes_per_gt
@@ -147,6 +151,9 @@ class StreamOptimizedImage:
             raise CorruptImage(f"{self.name}: VMDK grain {grain} does not inflate: {err}") from err
         return out.ljust(h.grain_bytes, b"\0")
 
+    def _piece(self, grain: int, within: int, take: int) -> bytes:
+        return self._grain(grain)[within : within + take]
+
     def read_buffer_at_offset(self, n: int, offset: int) -> bytes:
         gb = self.header.grain_bytes
         n = max(0, min(n, self.size - offset))
@@ -155,6 +162,30 @@ class StreamOptimizedImage:
         while pos < offset + n:
             g, within = divmod(pos, gb)
             take = min(gb - within, offset + n - pos)
-            out.append(self._grain(g)[within : within + take])
+            out.append(self._piece(g, within, take))
             pos += take
         return b"".join(out)
+
+
+class MonolithicSparseImage(StreamOptimizedImage):
+    """Guest view of a hosted sparse extent (monolithicSparse: plain grains, no markers, no compression).
+
+    Why not libvmdk: measured on the builder's 137.4 MiB monolithicSparse image, libvmdk read every grain
+    whole (64 KiB) whatever was asked: 2048 KiB (1.46 %) where the qcow2 of the same disk reads 1280 KiB.
+    The same GD / GT walk as a stream gives each grain's sector; only the bytes asked for are read.
+    """
+
+    def _check_kind(self, h: Header) -> None:
+        if h.flags & (FLAG_COMPRESSED | FLAG_MARKERS):
+            raise UnsupportedFormat(f"{self.name}: not a plain sparse VMDK extent (flags {h.flags:#x})")
+
+    def _piece(self, grain: int, within: int, take: int) -> bytes:
+        h = self.header
+        gi, ti = divmod(grain, h.gtes_per_gt)
+        sector = self._gt(gi)[ti]
+        if sector == 0 or (sector == 1 and h.flags & FLAG_ZERO_GRAIN):
+            return bytes(take)
+        off = sector * SECTOR
+        if off >= self.reader.size:
+            raise CorruptImage(f"{self.name}: VMDK grain {grain} at sector {sector} lies outside the file")
+        return self.reader.pread(off + within, take).ljust(take, b"\0")

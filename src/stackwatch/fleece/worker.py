@@ -24,7 +24,6 @@ _PRELOAD = [
     "stackwatch.fleece.http",
     "pyvsgpt",
     "pyvslvm",
-    "pyvmdk",
     "pyfsext",
     "pyfsxfs",
     "requests",
