@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from stackwatch.fleece.blockio import BLOCK, LocalReader
-from stackwatch.fleece.qcow2 import COMPRESSED, ZAHEAD, ZREAD_MAX, Qcow2Image
+from stackwatch.fleece.inflated import READ_MAX, ZAHEAD
+from stackwatch.fleece.qcow2 import COMPRESSED, Qcow2Image
 
 CLUSTER = 64 * 1024
 CLUSTERS = 96
@@ -74,7 +75,7 @@ def test_one_cluster_costs_whole_compressed_spans_not_blocks(compressed):
     offset, length = src.fetches[-1]
     host, span = img._span(img._l2_entry(40))
     assert offset == host and offset % BLOCK  # starts at the cluster's data, not at a block boundary
-    ends = {h + ln for h, ln in (img._span(img._l2_entry(c)) for c in range(40, 40 + ZREAD_MAX))}
+    ends = {h + ln for h, ln in (img._span(img._l2_entry(c)) for c in range(40, 40 + READ_MAX))}
     assert offset + length in ends  # ends with a whole compressed cluster (read ahead), not a block
     assert span <= length <= span + ZAHEAD, (span, length)
     # another part of the same cluster is inflated already: no request at all
@@ -94,8 +95,8 @@ def test_sequential_read_grows_the_readahead(compressed):
     got, req = src.stats.bytes_read - before[0], src.stats.requests - before[1]
     fixed = -(-count // ((ZAHEAD // _span_bytes(img, first)) + 1))  # requests of a fixed ZAHEAD read-ahead
     assert req < fixed / 2, (req, fixed)
-    spans = sum(_span_bytes(img, c) for c in range(first, first + count + ZREAD_MAX))
-    assert got <= spans, (got, spans)  # read ahead at most ZREAD_MAX clusters past the last one
+    spans = sum(_span_bytes(img, c) for c in range(first, first + count + READ_MAX))
+    assert got <= spans, (got, spans)  # read ahead at most READ_MAX clusters past the last one
 
 
 def test_a_cluster_past_the_end_of_the_file_is_corrupt(compressed, tmp_path):

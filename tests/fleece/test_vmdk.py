@@ -64,6 +64,39 @@ def test_sparse_grain_reads_only_the_bytes_asked_for(built):
     assert src.stats.bytes_read - before == BLOCK
 
 
+class Recording(LocalReader):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.fetches: list[tuple[int, int]] = []
+
+    def _fetch(self, offset: int, length: int) -> bytes:
+        self.fetches.append((offset, length))
+        return super()._fetch(offset, length)
+
+
+@pytest.mark.parametrize("name", STREAMS)
+def test_stream_grain_costs_one_exact_span_and_is_inflated_once(built, name):
+    """A compressed grain is read from its marker to where a following grain starts, in one request."""
+    src = Recording(_path(built, name))
+    vmdk = StreamOptimizedImage(src)
+    qcow = Qcow2Image(LocalReader(_path(built, "gpt-lvm-ext4")))
+    gb = vmdk.header.grain_bytes
+    g = next(
+        g
+        for g in range(vmdk.n_grains)
+        if src.size // 4 < vmdk._sector(g) * SECTOR < src.size * 3 // 4  # away from the tables' blocks
+    )
+    n = len(src.fetches)
+    assert vmdk.read_buffer_at_offset(4096, g * gb + 100) == qcow.read_buffer_at_offset(4096, g * gb + 100)
+    assert len(src.fetches) == n + 1
+    offset, length = src.fetches[-1]
+    assert offset == vmdk._sector(g) * SECTOR  # at its marker, not rounded to a block
+    starts = {s * SECTOR for t in vmdk._starts.values() for s in t}
+    assert offset + length in starts  # up to a grain's marker: whole grains only
+    assert vmdk.read_buffer_at_offset(8192, g * gb + 30000) == qcow.read_buffer_at_offset(8192, g * gb + 30000)
+    assert len(src.fetches) == n + 1  # the same grain: inflated already
+
+
 def test_stream_header_is_not_taken_for_a_plain_sparse_extent(built):
     from stackwatch.fleece.errors import UnsupportedFormat
 

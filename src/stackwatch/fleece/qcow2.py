@@ -15,7 +15,9 @@ import struct
 import zlib
 from dataclasses import dataclass
 
+from stackwatch.fleece import inflated
 from stackwatch.fleece.errors import CorruptImage, LimitExceeded, UnsupportedFormat
+from stackwatch.fleece.inflated import InflatedCache
 
 MAGIC = b"QFI\xfb"
 MAX_L1_BYTES = 32 << 20  # qemu's own limit (QCOW_MAX_L1_SIZE)
@@ -23,14 +25,6 @@ OFFSET_MASK = 0x00FF_FFFF_FFFF_FE00
 COMPRESSED = 1 << 62
 ZERO = 1
 L2_SLICE = 4096
-# Compressed clusters: read-ahead of max(ZAHEAD, run x this cluster's compressed size), run = the guest
-# clusters just before it that were asked for (so a sequential run doubles what it reads per request).
-# Measured in-process on gpt-ext4-compressed and three more `qemu-img convert -c` images (bench/fleece.md):
-# ZAHEAD 0: 343-472 KiB, 28-40 requests; 8 KiB: 354-551 KiB, 26-37; 16 KiB: 376-579 KiB, 23-33.
-ZCACHE_BYTES = 16 << 20  # inflated clusters kept (the block cache below only ever holds compressed bytes)
-ZAHEAD = 16 * 1024
-ZREAD_MAX = 16  # guest clusters per compressed request (at most half the inflated cache)
-ZGAP = 512  # data starting this close after a cluster's span still counts as contiguous in the file
 
 
 @dataclass(frozen=True)
@@ -122,10 +116,7 @@ class Qcow2Image:
         self.backing = backing
         self._l1 = struct.unpack(f">{h.l1_size}Q", reader.pread(h.l1_offset, h.l1_size * 8))
         self._l2: collections.OrderedDict[tuple[int, int], tuple[int, ...]] = collections.OrderedDict()
-        self._zcache: collections.OrderedDict[int, bytes] = collections.OrderedDict()  # inflated clusters
-        self._zcache_max = max(4, ZCACHE_BYTES // h.cluster_size)
-        self._zahead_max = min(ZREAD_MAX, self._zcache_max // 2)
-        self._zasked: collections.OrderedDict[int, None] = collections.OrderedDict()  # recent guest asks
+        self._inflated = InflatedCache(h.cluster_size)
 
     def _l2_entry(self, cluster: int) -> int:
         """L2 entries are read in 4 KiB slices, not whole tables: with 64 KiB clusters a table maps 512 MiB,
@@ -165,51 +156,34 @@ class Qcow2Image:
         return host, nsect * 512 - (host & 511)
 
     def _compressed(self, cluster: int, e: int) -> bytes:
-        """The inflated cluster, from the cache or read together with compressed clusters that follow it.
-
-        Only compressed bytes are read (`pread_span`: the span from the L2 entry, not rounded out to
-        blocks, and no block read-ahead, which on compressed data fetched about twice what was used).
-        Read-ahead happens here instead, in whole compressed clusters: the next guest clusters whose L2
-        entries are already loaded and whose data follows in the file join the request while they fit in
-        ZAHEAD bytes, or in as many clusters as the guest just read in sequence before this one (a file
-        read start to end, however interleaved with other reads), so a long file costs a few requests.
-        """
-        self._zasked[cluster] = None
-        self._zasked.move_to_end(cluster)
-        if len(self._zasked) > 4 * ZREAD_MAX:
-            self._zasked.popitem(last=False)
-        data = self._zcache.get(cluster)
+        """The inflated cluster, from the cache or read with the compressed clusters that follow it in the
+        file (inflated.py says why and how much); read-ahead uses only L2 slices already loaded."""
+        data = self._inflated.ask(cluster)
         if data is not None:
-            self._zcache.move_to_end(cluster)
             return data
         host, length = self._span(e)
         if host >= self.reader.size:
             raise CorruptImage(f"{self.name}: compressed cluster {cluster} maps to {host}, past the end of the file")
-        run = 0
-        while run < ZREAD_MAX and cluster - run - 1 in self._zasked:
-            run += 1
-        budget = host + length + max(ZAHEAD, run * length)
+        budget = host + length + self._inflated.readahead_bytes(cluster, length)
         spans = [(cluster, host, length)]
         end = host + length
-        for nxt in range(cluster + 1, cluster + self._zahead_max):
+        for nxt in range(cluster + 1, cluster + self._inflated.read_max):
             ne = self._cached_l2_entry(nxt)
-            if ne is None or not ne & COMPRESSED or nxt in self._zcache:
+            if ne is None or not ne & COMPRESSED or nxt in self._inflated:
                 break
             nh, nl = self._span(ne)
-            if not host <= nh <= end + ZGAP or nh + nl > budget:  # elsewhere in the file, or too far
+            if not host <= nh <= end + inflated.GAP or nh + nl > budget:  # elsewhere in the file, or too far
                 break
             spans.append((nxt, nh, nl))
             end = max(end, nh + nl)
         raw = getattr(self.reader, "pread_span", self.reader.pread)(host, min(end, self.reader.size) - host)
         data = self._inflate(cluster, raw[:length])
-        self._zcache[cluster] = data
+        self._inflated.put(cluster, data)
         for cl, h, ln in spans[1:]:
             try:
-                self._zcache[cl] = self._inflate(cl, raw[h - host : h - host + ln])
+                self._inflated.put(cl, self._inflate(cl, raw[h - host : h - host + ln]))
             except CorruptImage:  # read ahead, not asked for: its error is raised if it ever is
                 continue
-        while len(self._zcache) > self._zcache_max:
-            self._zcache.popitem(last=False)
         return data
 
     def _inflate(self, cluster: int, data: bytes) -> bytes:
