@@ -27,6 +27,7 @@ from stackwatch.config.settings import EventsConfig, FloodConfig, ProviderConfig
 from stackwatch.events.catcher import Catcher  # noqa: E402
 from stackwatch.events.model import RawMessage  # noqa: E402
 from stackwatch.events.pipeline import catch_all  # noqa: E402
+from stackwatch.gctune import tune_for_intake  # noqa: E402
 from stackwatch.store.db import open_store  # noqa: E402
 from tests.conftest import sample_files  # noqa: E402
 
@@ -60,8 +61,10 @@ def build_events(count: int) -> list[bytes]:
     return out
 
 
-def run(url: str, bodies: list[bytes], batch: int) -> dict[str, float]:
-    store = open_store(url)
+def run(url: str, bodies: list[bytes], batch: int, writer: str) -> dict[str, float]:
+    store = open_store(url, writer=writer)
+    if writer == "process":
+        store.writer.start()  # a long-running catcher starts it once; its start-up is not throughput
     provider = ProviderConfig(name="bench", events=EventsConfig(flood=FloodConfig(window_seconds=0)))
     catcher = Catcher(store, provider)
     messages = [RawMessage(body=b, source="bench") for b in bodies]
@@ -102,16 +105,21 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--pg", default=os.environ.get("STACKWATCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--split", action="store_true", help="also time prepare and commit apart")
+    parser.add_argument("--writer", choices=("thread", "process", "both"), default="both",
+                        help="store writes in a thread of this process, in a store process, or each in turn")
     args = parser.parse_args()
 
     bodies = build_events(args.events)
+    tune_for_intake()  # as `stackwatch events ingest`, `serve` and `worker catcher` do
     avg = sum(map(len, bodies)) / len(bodies)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}")
     print(f"{len(bodies)} events, mean {avg:.0f} bytes, batch {args.batch}")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        r = run(f"sqlite:///{tmp}/bench.db", bodies, args.batch)
-        print(f"sqlite      new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s")
+    writers = ("thread", "process") if args.writer == "both" else (args.writer,)
+    for writer in writers:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = run(f"sqlite:///{tmp}/bench.db", bodies, args.batch, writer)
+            print(f"sqlite      {writer:8s} new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s")
 
     if args.split:
         split(bodies, args.batch)
@@ -122,8 +130,12 @@ def main() -> None:
     admin = psycopg.connect(args.pg, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        r = run(args.pg.rsplit("/", 1)[0] + f"/{name}", bodies, args.batch)
-        print(f"postgresql  new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s")
+        for writer in writers:
+            url = args.pg.rsplit("/", 1)[0] + f"/{name}"
+            r = run(url, bodies, args.batch, writer)
+            print(f"postgresql  {writer:8s} new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s")
+            with psycopg.connect(url, autocommit=True) as conn:  # the next writer starts on an empty table
+                conn.execute("TRUNCATE events")
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

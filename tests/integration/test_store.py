@@ -196,3 +196,57 @@ def test_every_field_round_trips(store):
     back = store.get("all-fields")
     for f in fields(Event):
         assert getattr(back, f.name) == getattr(event, f.name), f.name
+
+
+@pytest.mark.parametrize(("column", "index"), [("vm_ref", "ix_events_vm_time"), ("host_ref", "ix_events_host_time")])
+def test_vm_and_host_timelines_use_their_partial_index(store, column, index):
+    """The VM and host indexes hold only rows that have one (migration 0003); `= ?` must still use them."""
+    from sqlalchemy import select, text
+
+    from stackwatch.store.models import EventRow
+
+    catcher = Catcher(store, ProviderConfig(name="lab"))
+    catcher.catch(raw_samples())
+    with store.engine.connect() as conn:
+        if store.dialect == "postgresql":
+            conn.execute(text("ANALYZE events"))
+            conn.execute(text("SET enable_seqscan = off"))  # a few hundred rows: the planner would scan them
+        stmt = (
+            select(EventRow.id)
+            .where(getattr(EventRow, column) == "x")
+            .order_by(EventRow.sort_time.desc())
+            .limit(100)
+        )
+        sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+        prefix = "EXPLAIN QUERY PLAN " if store.dialect == "sqlite" else "EXPLAIN "
+        plan = " ".join(str(row) for row in conn.execute(text(prefix + sql)))
+        has_partial = conn.execute(
+            text("SELECT sql FROM sqlite_master WHERE name = :n")
+            if store.dialect == "sqlite"
+            else text("SELECT indexdef FROM pg_indexes WHERE indexname = :n"),
+            {"n": index},
+        ).scalar_one()
+    assert index in plan, plan
+    assert "IS NOT NULL" in has_partial, has_partial
+
+
+def test_migration_0003_keeps_events_written_before_it(db_url):
+    """A database at 0001 (jsonb payload, full indexes) upgrades in place; its events read back unchanged."""
+    from stackwatch.store.db import make_engine, upgrade
+    from stackwatch.store.events import EventStore
+
+    engine = make_engine(db_url)
+    upgrade(engine, "0001_events")
+    old = EventStore(engine)
+    body = {"event_type": "compute.instance.create.end", "message_id": "m-0001", "timestamp": "2026-11-22 02:02:49",
+            "payload": {"instance_id": "vm-1", "note": "kept \u00e9", "nested": {"a": [1, 2]}}}
+    Catcher(old, ProviderConfig(name="lab")).catch([RawMessage(body=orjson.dumps(body))])
+    upgrade(engine)  # to every head: 0002, 0003, fleece
+    event = EventStore(engine).get("m-0001", "lab")
+    assert event is not None and event.payload == body["payload"] and event.vm_ref == "vm-1"
+    with engine.connect() as conn:
+        from sqlalchemy import inspect
+
+        names = {ix["name"] for ix in inspect(conn).get_indexes("events")}
+    assert "ix_events_group_time" not in names and {"ix_events_vm_time", "ix_events_host_time"} <= names
+    engine.dispose()

@@ -20,10 +20,11 @@ def settings() -> Settings:
     return load_settings()
 
 
-def open_store_for(cfg: Settings):  # noqa: ANN201
-    from stackwatch.store.db import open_store
+def open_store_for(cfg: Settings, long_running: bool = False, writer: str | None = None):  # noqa: ANN201
+    """The configured store; `long_running` intake (serve, worker) may write through a store process."""
+    from stackwatch.store.db import choose_writer, open_store
 
-    return open_store(cfg.database_url)
+    return open_store(cfg.database_url, writer=choose_writer(writer or cfg.store_writer, long_running))
 
 
 def routes_for(cfg: Settings) -> RoutingTable:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -16,6 +18,7 @@ from stackwatch.events.files import iter_raw_messages
 from stackwatch.events.model import GROUPS
 from stackwatch.events.pipeline import catch_all
 from stackwatch.events.timestamps import TimestampError, parse_timestamp
+from stackwatch.gctune import tune_for_intake
 from stackwatch.store.events import EventQuery
 
 app = typer.Typer(help="The event stream: ingest, list, count, show, timeline, quarantine.", no_args_is_help=True)
@@ -44,21 +47,29 @@ def ingest(
     paths: Annotated[list[str], typer.Argument(help="files: one JSON object, a JSON array or JSON lines; - is stdin")],
     provider: Annotated[str, typer.Option(help="provider the events belong to")] = "default",
     format: FormatOpt = OutputFormat.table,
+    writer: Annotated[str, typer.Option(help="auto, thread or process: write in a child process (a second core); "
+                                             "auto does for files of 32 MiB and more")] = "auto",
 ) -> None:
     """Run notification files through the whole pipeline: convert, filter, de-duplicate, store or quarantine."""
     cfg = settings()
-    store = open_store_for(cfg)
+    if writer not in ("auto", "thread", "process"):
+        raise typer.BadParameter(f"{writer!r} is not auto, thread or process", param_hint="--writer")
+    store = open_store_for(cfg, long_running=_input_bytes(paths) >= 32 << 20, writer=writer)
     catcher = Catcher(store, cfg.provider_or_default(provider), routes_for(cfg))
+    tune_for_intake()
     show_progress = format is OutputFormat.table and err_console.is_terminal
     with Progress(
         TextColumn("[bold]ingest"), BarColumn(), TextColumn("{task.completed} messages"), TimeElapsedColumn(),
         console=err_console, disable=not show_progress, transient=True,
     ) as progress:
         task = progress.add_task("ingest", total=None)
-        total = catch_all(
-            catcher, iter_raw_messages(paths), catcher.provider.events.batch_size,
-            on_batch=lambda report: progress.advance(task, report.received),
-        )
+        try:
+            total = catch_all(
+                catcher, iter_raw_messages(paths), catcher.provider.events.batch_size,
+                on_batch=lambda report: progress.advance(task, report.received),
+            )
+        finally:
+            store.dispose()
     counts = total.as_dict()
     if format is OutputFormat.json:
         print_json(counts)
@@ -67,6 +78,15 @@ def ingest(
             f"stored {counts['stored']}, duplicate {counts['duplicates']}, quarantined {counts['quarantined']}, "
             f"filtered {counts['filtered']}, collapsed {counts['collapsed']} (of {counts['received']} messages)"
         )
+
+
+def _input_bytes(paths: list[str]) -> int:
+    """Total size of the named files (stdin and unreadable paths count 0: the reader reports those)."""
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += 0 if path == "-" else os.path.getsize(path)
+    return total
 
 
 def _query(

@@ -12,6 +12,7 @@ import typer
 from stackwatch.cli.common import friendly_errors, open_store_for, routes_for, settings
 from stackwatch.cli.output import console, err_console
 from stackwatch.events.monitors.registry import MonitorSelectionError
+from stackwatch.gctune import tune_for_intake
 from stackwatch.logs import mask, setup_logging
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -41,13 +42,14 @@ def serve(
     if log_level.lower() != "debug":
         logging.getLogger("pika").setLevel(logging.WARNING)
     cfg = settings()
-    store = open_store_for(cfg)
+    store = open_store_for(cfg, long_running=True)
     try:
         engine = EventEngine.start(cfg, store)
     except MonitorSelectionError as exc:  # a provider's events section names a monitor that cannot serve it
         store.dispose()
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    tune_for_intake()
     retention = RetentionWorker(cfg, store).start()
     bind_host = host or cfg.api.host
     bind_port = port or cfg.api.port

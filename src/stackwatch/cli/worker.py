@@ -18,6 +18,7 @@ import typer
 from stackwatch.cli.common import friendly_errors
 from stackwatch.cli.output import err_console
 from stackwatch.config.settings import load_settings
+from stackwatch.gctune import tune_for_intake
 from stackwatch.logs import mask, setup_logging
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def catcher(
     """Catch one provider's events: monitor -> catcher -> store, acknowledged only once stored."""
     from stackwatch.events.monitors.registry import MonitorSelectionError, select
     from stackwatch.events.runner import build_runner
-    from stackwatch.store.db import open_store
+    from stackwatch.store.db import choose_writer, open_store
     from stackwatch.switchboard.routes import RoutingTable
 
     setup_logging(log_level)
@@ -56,7 +57,8 @@ def catcher(
     except MonitorSelectionError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
-    store = open_store(cfg.database_url)
+    # the process writer converts in a child already; a store process would be a third one on the same cores
+    store = open_store(cfg.database_url, writer=choose_writer(cfg.store_writer, long_running=writer == "thread"))
     if writer not in ("process", "thread"):
         err_console.print(f"[red]error:[/red] --writer must be process or thread, not {writer!r}", highlight=False)
         raise typer.Exit(2)
@@ -66,6 +68,7 @@ def catcher(
     except MonitorSelectionError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
+    tune_for_intake()
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:

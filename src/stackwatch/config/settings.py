@@ -76,6 +76,11 @@ class Settings(_Strict):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     database: str | None = None
     routes: Path | None = Field(None, description="YAML routing table merged over the shipped one")
+    store_writer: Literal["auto", "thread", "process"] = Field(
+        "auto",
+        description="process: database writes run in a child process beside the converting one (a second core); "
+        "auto: process for `serve` and `worker catcher` on machines with more than one CPU",
+    )
     api: ApiConfig = Field(default_factory=ApiConfig)
     providers: list[ProviderConfig] = Field(default_factory=list)
 

@@ -20,7 +20,7 @@ import orjson
 
 from stackwatch.events.model import REF_FIELDS, Event
 from stackwatch.events.timestamps import TimestampError, parse_timestamp
-from stackwatch.switchboard.routes import RoutingTable, first_scalar
+from stackwatch.switchboard.routes import RoutingTable, first_scalar_compiled
 
 MAX_ENVELOPE_DEPTH = 4  # an envelope inside an envelope inside ... is hostile, not OpenStack
 
@@ -233,9 +233,7 @@ class Converter:
         route = self.routes.route(note.event_type)
         payload = note.payload
         view = payload.pop("_view") if note.source_shape == "panko" else payload
-        refs: dict[str, str | None] = {}
-        for name, paths in route.ref_paths.items():
-            refs[name] = first_scalar(view, paths)
+        refs = {name: first_scalar_compiled(view, paths) for name, paths in route.ref_plan}
         ctx = note.context
         project = refs.pop("project_id", None) or _context_value(ctx, "project_id", "tenant_id", "project", "tenant")
         user = refs.pop("user_id", None) or _context_value(ctx, "user_id", "user")

@@ -353,6 +353,7 @@ def _writer_main(inbox: Any, outbox: Any, database_url: str, provider_doc: dict[
     """Entry point of the writer process: a pipelined runner (convert || write) fed by the parent."""
     from stackwatch.config.settings import ProviderConfig
     from stackwatch.events.catcher import Catcher
+    from stackwatch.gctune import tune_for_intake
     from stackwatch.logs import setup_logging
     from stackwatch.store.db import open_store
     from stackwatch.switchboard.routes import RoutingTable
@@ -366,6 +367,7 @@ def _writer_main(inbox: Any, outbox: Any, database_url: str, provider_doc: dict[
         monitor.reports[batch.seq] = {k: int(getattr(report, k, 0) or 0) for k in _REPORT_FIELDS}
 
     runner = CatcherRunner(monitor, Catcher(store, provider, RoutingTable.load(routes)), on_stored=keep_report)
+    tune_for_intake()
     try:
         runner.run()
     finally:

@@ -7,8 +7,9 @@ carry none (nova's documentation samples), so every timeline query orders by one
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, String, Text, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Index, Integer, LargeBinary, String, Text, TypeDecorator, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,6 +36,11 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _not_null(column: str) -> dict[str, Any]:
+    where = text(f"{column} IS NOT NULL")
+    return {"sqlite_where": where, "postgresql_where": where}
 
 
 class Base(DeclarativeBase):
@@ -73,16 +79,16 @@ class EventRow(Base):
     group: Mapped[str] = mapped_column("event_group", String(32), nullable=False)
     level: Mapped[str] = mapped_column(String(16), nullable=False)
     collapsed_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    payload: Mapped[object] = mapped_column(JSONDocument)
+    payload: Mapped[object] = mapped_column(JSON)  # json, not jsonb, on PostgreSQL: migration 0003
 
     __table_args__ = (
         Index("uq_events_provider_message", "provider", "message_id", unique=True),
         Index("ix_events_provider_time", "provider", "sort_time"),
-        Index("ix_events_vm_time", "vm_ref", "sort_time"),
-        Index("ix_events_host_time", "host_ref", "sort_time"),
+        # partial: most identity, image and network events carry no VM or host (migration 0003)
+        Index("ix_events_vm_time", "vm_ref", "sort_time", **_not_null("vm_ref")),
+        Index("ix_events_host_time", "host_ref", "sort_time", **_not_null("host_ref")),
         Index("ix_events_project_time", "project_id", "sort_time"),
         Index("ix_events_type_time", "event_type", "sort_time"),
-        Index("ix_events_group_time", "event_group", "sort_time"),
         Index("ix_events_time", "sort_time"),
     )
 

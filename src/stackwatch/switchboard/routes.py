@@ -46,6 +46,8 @@ class Route:
     refresh: tuple[str, ...] = ()
     ref_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
     target_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: ref_paths with every path already split: the converter's per-event loop parses nothing
+    ref_plan: tuple[tuple[str, tuple[CompiledPath, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +198,7 @@ class RoutingTable:
             refresh=chosen.get("refresh", ()),
             ref_paths=refs,
             target_paths=targets,
+            ref_plan=tuple((name, tuple(compile_path(p) for p in paths)) for name, paths in refs.items()),
         )
 
     def is_routed(self, event_type: str) -> bool:
@@ -203,8 +206,12 @@ class RoutingTable:
         return any(r.matches(event_type) and "group" in r.values and r.patterns != ("*",) for r in self.event_rules)
 
 
+CompiledPath = tuple[tuple[str | int, ...], str | None]
+"""A payload path split once: (parts, transform), e.g. `arn|basename` -> (("arn",), "basename")."""
+
+
 @lru_cache(maxsize=2048)
-def _split_path(path: str) -> tuple[tuple[str | int, ...], str | None]:
+def compile_path(path: str) -> CompiledPath:
     transform = None
     if "|" in path:
         path, transform = path.split("|", 1)
@@ -213,7 +220,11 @@ def _split_path(path: str) -> tuple[tuple[str | int, ...], str | None]:
 
 def resolve_path(document: Any, path: str) -> Any:
     """Follow a dotted path, stepping through `nova_object.data` wrappers; None when anything is missing."""
-    parts, transform = _split_path(path)
+    return resolve_compiled(document, compile_path(path))
+
+
+def resolve_compiled(document: Any, compiled: CompiledPath) -> Any:
+    parts, transform = compiled
     node = document
     for part in parts:
         if type(node) is dict:
@@ -236,10 +247,16 @@ def resolve_path(document: Any, path: str) -> Any:
 
 
 def first_scalar(document: Any, paths: tuple[str, ...]) -> str | None:
+    return first_scalar_compiled(document, tuple(compile_path(p) for p in paths))
+
+
+def first_scalar_compiled(document: Any, paths: tuple[CompiledPath, ...]) -> str | None:
+    """The first path that yields a non-empty string or integer, as a string of at most 255 characters."""
     for path in paths:
-        value = resolve_path(document, path)
-        if isinstance(value, bool) or value is None or value == "":
-            continue
-        if isinstance(value, (str, int)):
+        value = resolve_compiled(document, path)
+        if type(value) is str:
+            if value:
+                return value[:255]
+        elif type(value) is int:
             return str(value)[:255]
     return None
