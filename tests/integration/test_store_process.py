@@ -1,0 +1,91 @@
+"""The store process (store/process.py) on SQLite and on the real PostgreSQL: same results, clear failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import orjson
+import pytest
+
+from stackwatch.config.settings import ProviderConfig
+from stackwatch.events.catcher import Catcher
+from stackwatch.events.model import RawMessage
+from stackwatch.store.db import choose_writer, open_store
+from stackwatch.store.errors import StoreError, StoreUnavailable
+from stackwatch.store.events import QuarantineItem
+from stackwatch.store.process import ProcessEventStore
+from tests.conftest import sample_files
+
+
+@pytest.fixture
+def pstore(db_url):
+    store = open_store(db_url, writer="process")
+    yield store
+    store.dispose()
+
+
+def _samples() -> list[RawMessage]:
+    return [RawMessage(body=p.read_bytes()) for p in sample_files()]
+
+
+def test_writes_through_the_child_exactly_like_in_process(pstore, tmp_path):
+    assert isinstance(pstore, ProcessEventStore)
+    first = Catcher(pstore, ProviderConfig(name="lab")).catch(_samples() + [RawMessage(body=b"{not json")])
+    assert pstore.writer.pid not in (None, os.getpid())  # a child did the writing
+    assert first.quarantined == 1 and pstore.quarantine_count("lab") == 1
+    again = Catcher(pstore, ProviderConfig(name="lab")).catch(_samples())
+    assert again.stored == 0 and again.duplicates == len(_samples())
+
+    reference = open_store(f"sqlite:///{tmp_path / 'ref.db'}")  # the in-process store on the same input
+    ref = Catcher(reference, ProviderConfig(name="lab")).catch(_samples())
+    assert first.stored == ref.stored == pstore.count("lab")
+    assert {e.message_id for e in first.stored_events} == {e.message_id for e in ref.stored_events}
+    for event in ref.stored_events[:20]:
+        assert pstore.get(event.message_id, "lab").to_json_dict() | {"received_at": None} == (
+            reference.get(event.message_id, "lab").to_json_dict() | {"received_at": None}
+        )
+    reference.dispose()
+
+
+def test_a_killed_child_means_unavailable_then_a_new_child(pstore):
+    catcher = Catcher(pstore, ProviderConfig(name="lab"))
+    body = {"event_type": "compute.instance.update", "message_id": "m-1", "payload": {"instance_id": "vm-1"}}
+    assert catcher.catch([RawMessage(body=orjson.dumps(body))]).stored == 1
+    first_pid = pstore.writer.pid
+    os.kill(first_pid, signal.SIGKILL)
+    body["message_id"] = "m-2"
+    with pytest.raises(StoreUnavailable, match="store process died"):
+        catcher.catch([RawMessage(body=orjson.dumps(body))])
+    report = catcher.catch([RawMessage(body=orjson.dumps(body))])  # the caller's retry: a new child stores it
+    assert report.stored == 1 and pstore.writer.pid not in (None, first_pid)
+    assert pstore.count("lab") == 2
+
+
+def test_database_errors_cross_the_process_boundary(pstore):
+    bad = QuarantineItem("lab", "ingest", "reason", b"raw", received_at=None)  # type: ignore[arg-type]
+    with pytest.raises(StoreError) as info:  # received_at is NOT NULL: the child's transaction fails
+        pstore.write_batch([], quarantine=[bad])
+    assert not isinstance(info.value, StoreUnavailable)
+    assert pstore.quarantine_count() == 0
+
+
+def test_unreachable_database_is_unavailable(tmp_path):
+    store = open_store("postgresql://postgres@127.0.0.1:5432/postgres", migrate=False, writer="process")
+    store.writer.database_url = "postgresql://nobody@127.0.0.1:1/none"  # the child connects here
+    try:
+        with pytest.raises(StoreUnavailable):
+            store.write_batch([], quarantine=[QuarantineItem("lab", "ingest", "r", b"x", received_at=None)])  # type: ignore[arg-type]
+    finally:
+        store.dispose()
+
+
+def test_auto_writer_uses_a_process_only_where_it_pays(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert choose_writer("auto", long_running=True) == "process"
+    assert choose_writer("auto", long_running=False) == "thread"
+    assert choose_writer("thread", long_running=True) == "thread"
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert choose_writer("auto", long_running=True) == "thread"
+    with pytest.raises(StoreError, match="thread or process"):
+        open_store("sqlite://", writer="fork")
