@@ -20,12 +20,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "fleece"))
 
-from fuzzing import TARGETS, mutate, seeds  # noqa: E402
+from fuzzing import HEADERS, TARGETS, mutate, seeds  # noqa: E402
 
 from stackwatch.fleece.errors import FleeceError  # noqa: E402
 from stackwatch.fleece.worker import Limits, run_isolated  # noqa: E402
-
-HEADERS = {"qcow2": 0x30000 + 64, "mbr": 4097 * 512, "lvm": 8192, "vmdk": 128 * 512 + 4096}
 
 
 def small_disk(tmp: Path) -> bytes:

@@ -15,7 +15,7 @@ from pathlib import Path
 from stackwatch.fleece import lvm, mbr
 from stackwatch.fleece.errors import FleeceError
 from stackwatch.fleece.qcow2 import Qcow2Image
-from stackwatch.fleece.vmdk import StreamOptimizedImage
+from stackwatch.fleece.vmdk import MonolithicSparseImage, StreamOptimizedImage
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,6 +65,10 @@ def seeds() -> dict[str, bytes]:
             check=True,
         )
         vmdk = vm.read_bytes()
+        qz, vs = Path(tmp) / "z.qcow2", Path(tmp) / "s-sparse.vmdk"
+        subprocess.run(["qemu-img", "convert", "-q", "-c", "-f", "raw", "-O", "qcow2", str(raw), str(qz)], check=True)
+        subprocess.run(["qemu-img", "convert", "-q", "-f", "raw", "-O", "vmdk", str(raw), str(vs)], check=True)
+        qcow_z, vmdk_sparse = qz.read_bytes(), vs.read_bytes()
         qcow = q.read_bytes()
         pvb = pv.read_bytes()[: 64 << 10]
     sector = bytearray(512)
@@ -79,7 +83,14 @@ def seeds() -> dict[str, bytes]:
     disk = bytearray(16384 * 512)
     disk[:512] = sector
     disk[4096 * 512 : 4097 * 512] = ebr
-    return {"qcow2": qcow, "lvm": pvb, "mbr": bytes(disk[: 4097 * 512]), "vmdk": vmdk}
+    return {
+        "qcow2": qcow,
+        "qcow2z": qcow_z,
+        "lvm": pvb,
+        "mbr": bytes(disk[: 4097 * 512]),
+        "vmdk": vmdk,
+        "vmdk-sparse": vmdk_sparse,
+    }
 
 
 def run_qcow2(data: bytes) -> None:
@@ -88,8 +99,21 @@ def run_qcow2(data: bytes) -> None:
         img.read_buffer_at_offset(4096, off)
 
 
+def run_qcow2z(data: bytes) -> None:
+    """Compressed clusters: scattered, then sequential reads (the exact-span read-ahead path)."""
+    img = Qcow2Image(Mem(data))
+    for off in (1 << 20, 0, *range(64 << 10, 1 << 20, 64 << 10)):
+        img.read_buffer_at_offset(4096, off)
+
+
 def run_vmdk(data: bytes) -> None:
     img = StreamOptimizedImage(Mem(data))
+    for off in (0, 300 << 10, 1 << 20, *range(64 << 10, 640 << 10, 64 << 10)):
+        img.read_buffer_at_offset(4096, off)
+
+
+def run_vmdk_sparse(data: bytes) -> None:
+    img = MonolithicSparseImage(Mem(data))
     for off in (0, 300 << 10, 1 << 20):
         img.read_buffer_at_offset(4096, off)
 
@@ -103,7 +127,23 @@ def run_lvm(data: bytes) -> None:
     lvm.logical_volumes(lvm.read_metadata(Mem(data)))
 
 
-TARGETS = {"qcow2": run_qcow2, "mbr": run_mbr, "lvm": run_lvm, "vmdk": run_vmdk}
+TARGETS = {
+    "qcow2": run_qcow2,
+    "qcow2z": run_qcow2z,
+    "mbr": run_mbr,
+    "lvm": run_lvm,
+    "vmdk": run_vmdk,
+    "vmdk-sparse": run_vmdk_sparse,
+}
+# mutations go to the first HEADERS[kind] bytes: headers, tables, and (qcow2z, vmdk) the first grains
+HEADERS = {
+    "qcow2": 0x30000 + 64,
+    "qcow2z": 0x50000 + 8192,
+    "mbr": 4097 * 512,
+    "lvm": 8192,
+    "vmdk": 128 * 512 + 4096,
+    "vmdk-sparse": 0x30000 + 4096,
+}
 
 
 def mutate(seed: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:

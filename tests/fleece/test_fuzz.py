@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .fuzzing import check, mutate, seeds
+from .fuzzing import HEADERS, check, mutate, seeds
 
 SEEDS: dict[str, bytes] = {}
 
@@ -21,9 +21,7 @@ def _edits(header: int):
     return st.lists(st.tuples(st.integers(0, header - 1), st.integers(0, 255)), min_size=1, max_size=12)
 
 
-@pytest.mark.parametrize(
-    "kind,header", [("qcow2", 0x30000 + 64), ("mbr", 4097 * 512), ("lvm", 8192), ("vmdk", 128 * 512 + 4096)]
-)
+@pytest.mark.parametrize("kind,header", sorted(HEADERS.items()))
 def test_fuzz(kind, header):
     @settings(
         max_examples=300,
