@@ -38,6 +38,7 @@ from stackwatch.config.settings import ProviderConfig  # noqa: E402
 from stackwatch.events.catcher import Catcher  # noqa: E402
 from stackwatch.events.monitors.amqp import AmqpMonitor  # noqa: E402
 from stackwatch.events.runner import CatcherRunner, ProcessCatcherRunner  # noqa: E402
+from stackwatch.gctune import tune_for_intake  # noqa: E402
 from stackwatch.store.db import open_store  # noqa: E402
 from tests.amqp.corpus import envelope_bodies  # noqa: E402
 
@@ -98,6 +99,14 @@ def raw_ceiling(amqp_url: str, queue: str, n: int) -> float:
     return n / elapsed
 
 
+def open_bench_store(store_url: str, writer: str):  # noqa: ANN201
+    """writer `store`: the thread runner writing through a store process (`store_writer: process`)."""
+    store = open_store(store_url, writer="process" if writer == "store" else "thread")
+    if writer == "store":
+        store.writer.start()
+    return store
+
+
 def make_runner(writer: str, store, store_url: str, prov: ProviderConfig, on_stored):  # noqa: ANN001, ANN201
     if writer == "process":
         return ProcessCatcherRunner(AmqpMonitor(prov), store_url, on_stored=on_stored)
@@ -107,7 +116,7 @@ def make_runner(writer: str, store, store_url: str, prov: ProviderConfig, on_sto
 
 def drain(store_url: str, amqp_url: str, exchange: str, queue: str, n: int, name: str,
           writer: str) -> dict[str, float]:
-    store = open_store(store_url)
+    store = open_bench_store(store_url, writer)
     prov = provider(name, exchange, queue, amqp_url)
     done = {"n": 0, "t": 0.0, "first_t": 0.0, "first_n": 0}
 
@@ -156,7 +165,7 @@ def _steady_publisher(amqp_url: str, exchange: str, rate: int, seconds: float, o
 
 def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int, seconds: float,
             name: str, writer: str) -> dict[str, float]:
-    store = open_store(store_url)
+    store = open_bench_store(store_url, writer)
     prov = provider(name, exchange, queue, amqp_url)
     committed: list[tuple[object, float]] = []
     total = int(rate * seconds)
@@ -212,9 +221,11 @@ def main() -> None:
     ap.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--skip", default="", help="comma list of: raw,pg,sqlite,latency")
-    ap.add_argument("--writer", default="thread", choices=["process", "thread"],
-                    help="convert+write in threads of this process (default) or in a child process")
+    ap.add_argument("--writer", default="thread", choices=["process", "thread", "store"],
+                    help="convert+write in threads of this process (default), in a child process (process), "
+                         "or convert here and write through a store process (store)")
     args = ap.parse_args()
+    tune_for_intake()  # as `serve` and `worker catcher` do
     skip = set(filter(None, args.skip.split(",")))
     tag = uuid.uuid4().hex[:8]
     exchange, queue = f"bench-{tag}", f"stackwatch-bench-{tag}"

@@ -250,3 +250,20 @@ def test_migration_0003_keeps_events_written_before_it(db_url):
         names = {ix["name"] for ix in inspect(conn).get_indexes("events")}
     assert "ix_events_group_time" not in names and {"ix_events_vm_time", "ix_events_host_time"} <= names
     engine.dispose()
+
+
+@pytest.mark.parametrize("size", [5, 100, 101, 450])  # both PostgreSQL write paths: VALUES up to 100, COPY above
+def test_batches_of_every_size_store_nul_text_once(store, size):
+    def body(i: int) -> bytes:
+        return orjson.dumps({"event_type": "compute.instance.update", "message_id": f"m-{i}",
+                             "publisher_id": "nova\u0000compute", "timestamp": "2026-11-22 02:02:49.708327",
+                             "payload": {"instance_id": f"vm-{i}", "display_name": "a\u0000b"}})
+
+    catcher = Catcher(store, ProviderConfig(name="lab", events=EventsConfig(flood=FloodConfig(window_seconds=0))))
+    half = catcher.catch([RawMessage(body=body(i)) for i in range(0, size, 2)])
+    full = catcher.catch([RawMessage(body=body(i)) for i in range(size)])
+    assert half.stored + full.stored == size == store.count("lab")
+    assert full.duplicates == len(range(0, size, 2))
+    event = store.get(f"m-{size - 1}", "lab")
+    assert event.vm_ref == f"vm-{size - 1}" and event.publisher_id.startswith("nova")
+    assert event.payload["display_name"] in ("a\u0000b", "a\ufffdb")  # PostgreSQL text cannot hold NUL
