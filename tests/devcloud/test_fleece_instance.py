@@ -14,11 +14,13 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
+from stackwatch.devcloud import proc
 from stackwatch.devcloud.layout import Layout
 from stackwatch.fleece.targets import SourceOptions
 from tests.fleece.conftest import built, tools  # noqa: F401 - session fixtures of the fleece images
@@ -38,13 +40,20 @@ def cloud_env(devcloud_cloud, monkeypatch) -> None:
 @pytest.fixture
 def server(devcloud_cloud, devcloud_conn):
     """An ACTIVE server on the fake compute; it and its disk directory are removed afterwards."""
+    layout = Layout(home=devcloud_cloud.home)
+    pid = proc.read_pid(layout.run / "nova-compute.pid")
+    if b"novacompute.py" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        pytest.fail(
+            "devcloud's nova-compute runs without stackwatch's snapshot driver (a devcloud started by older "
+            "code is still up): restart it with STACKWATCH_DEVCLOUD_FRESH=1 or `stackwatch devcloud down`"
+        )
     conn = devcloud_conn
     image = conn.image.find_image("cirros-fake", ignore_missing=False)
     flavor = conn.compute.find_flavor("m1.tiny", ignore_missing=False)
     created = conn.compute.create_server(
         name=f"fleece-{uuid.uuid4().hex[:6]}", image_id=image.id, flavor_id=flavor.id, networks="none"
     )
-    disk_dir = Layout(home=devcloud_cloud.home).nova_instances / created.id
+    disk_dir = layout.nova_instances / created.id
     try:
         yield conn.compute.wait_for_server(created, status="ACTIVE", wait=120)
     finally:
@@ -98,6 +107,18 @@ def test_snapshot_is_deleted_when_the_fleece_finds_nothing(devcloud_cloud, devcl
     assert report["errors"], report
     assert not (report["os"] or {}).get("id") and report["packages"] == []
     assert report["io"]["image_size"] == 4 << 20  # it did read the uploaded snapshot
+    assert snapshots_of(devcloud_conn, server.id) == []
+
+
+def test_snapshot_without_data_is_a_clear_error_and_is_deleted(devcloud_cloud, devcloud_conn, server):
+    """No disk file: the driver uploads nothing, as Nova's FakeDriver; fail in seconds, not after 10 minutes."""
+    from stackwatch.fleece.runner import fleece_one
+    from stackwatch.fleece.worker import Limits
+
+    started = time.monotonic()
+    report = fleece_one(f"instance:{server.id}", SourceOptions(cloud=devcloud_cloud.cloud), Limits())
+    assert any("uploaded no image data" in e for e in report["errors"]), report["errors"]
+    assert time.monotonic() - started < 120
     assert snapshots_of(devcloud_conn, server.id) == []
 
 

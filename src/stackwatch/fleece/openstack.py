@@ -42,20 +42,35 @@ def swift_url(conn, container: str, obj: str) -> str:
 
 
 @contextlib.contextmanager
-def instance_snapshot(conn, server_id: str, timeout: float = 600.0) -> Iterator[str]:
-    """Snapshot a server and yield the image id; the image is deleted on exit, also on error or Ctrl-C."""
+def instance_snapshot(
+    conn, server_id: str, timeout: float = 600.0, no_data_grace: float = 15.0, poll: float = 1.0
+) -> Iterator[str]:
+    """Snapshot a server and yield the image id; the image is deleted on exit, also on error or Ctrl-C.
+
+    A snapshot whose image is still `queued` (no data) `no_data_grace` seconds after Nova finished with
+    the server (its task_state back to none) will never get data: some compute drivers (Nova's fake one)
+    upload none. That is an error at once, not after `timeout`.
+    """
     name = f"stackwatch-fleece-{server_id[:8]}-{uuid.uuid4().hex[:8]}"
     image = None
     try:
         image = conn.compute.create_server_image(server_id, name=name, wait=False)
         deadline = time.monotonic() + timeout
+        settled: float | None = None  # when Nova was first seen done with the server while no data had come
         while True:
             image = conn.image.get_image(image.id)
             if image.status == "active":
                 break
             if image.status in ("killed", "deleted", "deactivated") or time.monotonic() > deadline:
                 raise SourceError(f"snapshot {image.id} of server {server_id} ended {image.status}")
-            time.sleep(1.0)
+            if image.status == "queued" and conn.compute.get_server(server_id).task_state is None:
+                settled = settled or time.monotonic()
+                if time.monotonic() - settled > no_data_grace:
+                    raise SourceError(
+                        f"snapshot {image.id} of server {server_id}: Nova finished but uploaded no image data "
+                        "(its compute driver does not upload snapshots?); try --via hypervisor"
+                    )
+            time.sleep(poll)
         yield image.id
     finally:
         if image is not None:
