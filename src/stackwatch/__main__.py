@@ -1,3 +1,4 @@
 from stackwatch.cli.main import app
 
-app(prog_name="stackwatch")
+if __name__ == "__main__":  # a spawned store or writer process imports this module again: run nothing then
+    app(prog_name="stackwatch")

@@ -371,18 +371,14 @@ _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
 _COLUMN_LIST = ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
 
 
-_PG_VALUES_MAX = 100  # up to this many rows one INSERT ... VALUES beats the staging table's fixed cost
-
-
 def _copy_insert_pg(conn, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
     """COPY rows into a session-local staging table, then one INSERT ... ON CONFLICT DO NOTHING.
 
     COPY skips per-row statement overhead; the INSERT keeps the unique index the single arbiter of dedup.
-    Small batches (a quiet cloud, where latency matters) take one multi-row INSERT instead: one round trip.
+    (Measured against it, bench notes in bench/RESULTS.md: a multi-row INSERT ... VALUES pays psycopg's
+    per-query parsing, 4-5 ms for 20 rows; json_populate_recordset wins 1 ms on 20 rows, loses 20 % on 1,000.)
     """
     raw = conn.connection.driver_connection
-    if len(rows) <= _PG_VALUES_MAX:
-        return _values_insert_pg(raw, rows)
     with raw.cursor() as cur:
         cur.execute(_STAGE_DDL)
         with cur.copy(f"COPY events_stage ({_COLUMN_LIST}) FROM STDIN") as copy:
@@ -396,20 +392,6 @@ def _copy_insert_pg(conn, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
         )
         stored = {r[0] for r in cur.fetchall()}  # ON COMMIT DELETE ROWS empties the stage
     return stored
-
-
-def _values_insert_pg(raw, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
-    params: list[object] = []
-    for values in rows:
-        params.extend(_pg_clean(values) if _has_nul(values) else values)
-    placeholders = "(" + ",".join(["%s"] * len(_EVENT_COLUMNS)) + ")"
-    with raw.cursor() as cur:
-        cur.execute(
-            f"INSERT INTO events ({_COLUMN_LIST}) VALUES {','.join([placeholders] * len(rows))} "
-            "ON CONFLICT (provider, message_id) DO NOTHING RETURNING message_id",
-            params,
-        )
-        return {r[0] for r in cur.fetchall()}
 
 
 def _has_nul(values: list[object]) -> bool:
