@@ -61,8 +61,19 @@ class EventFilter:
     def __init__(self, allow: Sequence[str], deny: Sequence[str]) -> None:
         self.allow = [re.compile(p) for p in allow]
         self.deny = [re.compile(p) for p in deny]
+        self.active = bool(self.allow or self.deny)
+        self._verdicts: dict[str, bool] = {}  # a cloud has a few hundred event types; each is matched once
 
     def passes(self, event_type: str) -> bool:
+        verdict = self._verdicts.get(event_type)
+        if verdict is None:
+            verdict = self._match(event_type)
+            if len(self._verdicts) >= 4096:
+                self._verdicts.clear()
+            self._verdicts[event_type] = verdict
+        return verdict
+
+    def _match(self, event_type: str) -> bool:
         if self.allow and not any(p.search(event_type) for p in self.allow):
             return False
         return not any(p.search(event_type) for p in self.deny)
@@ -93,19 +104,22 @@ class Catcher:
         name = self.provider.name
         now = datetime.now(UTC)
         events: list[Event] = []
+        append = events.append
+        convert = self.converter.convert
+        passes = self.filter.passes if self.filter.active else None
+        max_bytes = self.max_bytes
         for message in batch:
             received_at = message.received_at or now
-            reason = self._check_size(message.body)
+            body = message.body
+            reason = None if len(body) <= max_bytes else self._size_reason(body)
             if reason is None:
                 try:
-                    doc = decode_json(message.body)
+                    doc = decode_json(body)
                     note = parse_notification(doc)
-                    if not self.filter.passes(note.event_type):
+                    if passes is not None and not passes(note.event_type):
                         prepared.filtered += 1
                         continue
-                    events.append(
-                        self.converter.convert(message.body, name, message.source, received_at, doc=doc, note=note)
-                    )
+                    append(convert(body, name, message.source, received_at, doc=doc, note=note))
                     continue
                 except ConversionError as exc:
                     reason = str(exc)
@@ -144,7 +158,5 @@ class Catcher:
             )
         return report
 
-    def _check_size(self, body: bytes) -> str | None:
-        if len(body) > self.max_bytes:
-            return f"event of {len(body)} bytes exceeds max_event_bytes={self.max_bytes}"
-        return None
+    def _size_reason(self, body: bytes) -> str:
+        return f"event of {len(body)} bytes exceeds max_event_bytes={self.max_bytes}"

@@ -12,9 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -29,9 +28,11 @@ class ConversionError(ValueError):
     """The message cannot become an event; str(exc) is the quarantine reason."""
 
 
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """The fields every shape yields, before routing: what the publisher said, unchanged."""
+class Notification(NamedTuple):
+    """The fields every shape yields, before routing: what the publisher said, unchanged.
+
+    A NamedTuple, not a frozen dataclass: one is built per message and this is 3x cheaper to build.
+    """
 
     event_type: str
     payload: Any
@@ -66,15 +67,24 @@ def _opt_str(value: Any, name: str) -> str | None:
 _EVENT_TYPE = re.compile(r"[^\x00-\x1f\x7f]{1,255}")
 
 
+_VALID_TYPES: dict[str, str] = {}  # event types already checked: a cloud sends a few hundred, over and over
+
+
 def _event_type(value: Any) -> str:
+    checked = _VALID_TYPES.get(value) if type(value) is str else None
+    if checked is not None:
+        return checked
     if value is None:
         raise ConversionError("missing event_type")
     if not isinstance(value, str):
         raise ConversionError(f"event_type must be a string, not {type(value).__name__}")
-    value = value.strip()
-    if not _EVENT_TYPE.fullmatch(value):
-        raise ConversionError(f"event_type {value[:80]!r} is empty, too long or has control characters")
-    return value
+    stripped = value.strip()
+    if not _EVENT_TYPE.fullmatch(stripped):
+        raise ConversionError(f"event_type {stripped[:80]!r} is empty, too long or has control characters")
+    if len(_VALID_TYPES) >= 4096:
+        _VALID_TYPES.clear()
+    _VALID_TYPES[value] = stripped
+    return stripped
 
 
 def _timestamp(value: Any) -> datetime | None:
