@@ -267,3 +267,25 @@ def test_batches_of_every_size_store_nul_text_once(store, size):
     event = store.get(f"m-{size - 1}", "lab")
     assert event.vm_ref == f"vm-{size - 1}" and event.publisher_id.startswith("nova")
     assert event.payload["display_name"] in ("a\u0000b", "a\ufffdb")  # PostgreSQL text cannot hold NUL
+
+
+def test_concurrent_writers_keep_collapsed_counts_of_earlier_batches(store):
+    """Two transactions at once (PostgreSQL's default): a flood's counts land on an event another batch stored."""
+    from stackwatch.events.pipeline import PipelinedCatcher
+
+    provider = ProviderConfig(name="lab", events=EventsConfig(flood=FloodConfig(window_seconds=600, threshold=5)))
+    catcher = Catcher(store, provider)
+    bodies = [
+        orjson.dumps({"event_type": "compute.instance.update", "message_id": f"m-{i:03d}",
+                      "payload": {"instance_id": "vm-storm"}})
+        for i in range(100)
+    ]
+    pipe = PipelinedCatcher(catcher, writers=2)
+    reports = []
+    for start in range(0, 100, 10):  # ten batches; only the first holds stored events
+        reports += [r for r, _ in pipe.submit([RawMessage(body=b) for b in bodies[start : start + 10]])]
+    reports += [r for r, _ in pipe.drain()]
+    pipe.close()
+    assert sum(r.stored for r in reports) == 5 == store.count("lab")
+    assert sum(r.collapsed for r in reports) == 95
+    assert store.collapsed_count("m-004", "lab") == 95  # the last stored event of the storm carries them all

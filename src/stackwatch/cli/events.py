@@ -54,7 +54,9 @@ def ingest(
     cfg = settings()
     if writer not in ("auto", "thread", "process"):
         raise typer.BadParameter(f"{writer!r} is not auto, thread or process", param_hint="--writer")
-    store = open_store_for(cfg, long_running=_input_bytes(paths) >= 32 << 20, writer=writer)
+    # a bulk load into PostgreSQL goes faster with concurrent in-process transactions (bench/RESULTS.md)
+    bulk = _input_bytes(paths) >= 32 << 20 and cfg.database_url.startswith("sqlite")
+    store = open_store_for(cfg, long_running=bulk, writer=writer)
     catcher = Catcher(store, cfg.provider_or_default(provider), routes_for(cfg))
     tune_for_intake()
     show_progress = format is OutputFormat.table and err_console.is_terminal

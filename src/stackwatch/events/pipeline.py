@@ -1,8 +1,9 @@
 """Pipelined catching: convert batch N+1 on this thread while batch N is written on another.
 
 The database drivers release the GIL while SQLite or PostgreSQL work, so on two cores conversion and writing
-overlap. At most `depth` batches are in flight (bounded: a slow store slows the producer, nothing piles up).
-Results come back in order, so a caller acknowledging its source in order stays correct.
+overlap; on PostgreSQL two transactions write at once (one COPYs while the other INSERTs). At most `depth`
+batches are in flight (bounded: a slow store slows the producer, nothing piles up). Results come back in
+order, so a caller acknowledging its source in order stays correct.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from stackwatch.events.model import RawMessage
 
 
 class PipelinedCatcher:
-    def __init__(self, catcher: Catcher, depth: int = 2) -> None:
+    def __init__(self, catcher: Catcher, depth: int | None = None, writers: int | None = None) -> None:
+        """`writers` concurrent transactions (default: what the store can use); `depth` batches in flight."""
         self.catcher = catcher
-        self.depth = max(1, depth)
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{catcher.provider.name}")
+        writers = writers or getattr(catcher.store, "concurrent_writers", 1)
+        self.depth = max(1, depth or 2 * writers)
+        self._writer = ThreadPoolExecutor(max_workers=writers, thread_name_prefix=f"store-{catcher.provider.name}")
         self._in_flight: deque[tuple[Future[CatchReport], Any]] = deque()
 
     def submit(self, batch: Sequence[RawMessage], token: Any = None) -> list[tuple[CatchReport, Any]]:
@@ -32,6 +35,10 @@ class PipelinedCatcher:
         while len(self._in_flight) >= self.depth:
             done.append(self._finish_oldest())
         prepared = self.catcher.prepare(batch)
+        if prepared.collapsed_into:
+            # collapsed counts go onto events of earlier batches: those must be committed first, or a
+            # concurrent transaction would not see the row it has to update
+            done.extend(self.drain())
         self._in_flight.append((self._writer.submit(self.catcher.commit, prepared), token))
         return done
 

@@ -131,6 +131,8 @@ class CatcherRunner:
                 prepared = self._prepare(batch)
                 if prepared is None:
                     return
+                if self.writers > 1 and getattr(prepared, "collapsed_into", None):
+                    self._wait_for_earlier_batches()  # their rows must be committed before counts go onto them
                 with self._order_lock:
                     self._order.append(batch)
                 while True:
@@ -170,6 +172,13 @@ class CatcherRunner:
                 self._stop.set()  # stopping while the store is down: the other writers stop too
                 return
             self._completed(batch)
+
+    def _wait_for_earlier_batches(self) -> None:
+        while not self._stop.is_set():
+            with self._order_lock:
+                if not self._order:
+                    return
+            time.sleep(0.001)
 
     def _completed(self, batch: Batch) -> None:
         """Acknowledge in batch order: with several writers, batch N+1 may commit before batch N."""

@@ -92,6 +92,12 @@ class EventStore:
         self.engine = engine
         self.dialect = engine.dialect.name
 
+    @property
+    def concurrent_writers(self) -> int:
+        """Batches worth writing at once: PostgreSQL overlaps one's COPY with another's INSERT (bulk ingest
+        1 -> 2 writers measured +40 %); SQLite has one writer at a time, more would only wait on its lock."""
+        return 2 if self.dialect == "postgresql" else 1
+
     # -- writes -----------------------------------------------------------------------------------------
     def write_batch(
         self,

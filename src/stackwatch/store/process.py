@@ -140,6 +140,10 @@ class ProcessEventStore(EventStore):
     ) -> set[str]:
         return self.writer.write_rows(rows, collapsed, quarantine)
 
+    @property
+    def concurrent_writers(self) -> int:
+        return 1  # one child, one transaction at a time
+
     def dispose(self) -> None:
         self.writer.close()
         super().dispose()
