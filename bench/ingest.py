@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -61,6 +62,11 @@ def build_events(count: int) -> list[bytes]:
     return out
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(url: str, bodies: list[bytes], batch: int, writer: str) -> dict[str, float]:
     store = open_store(url, writer=writer)
     if writer == "process":
@@ -70,15 +76,30 @@ def run(url: str, bodies: list[bytes], batch: int, writer: str) -> dict[str, flo
     messages = [RawMessage(body=b, source="bench") for b in bodies]
     results = {}
     for label in ("new", "duplicate"):
+        cpu = time.process_time()
+        children = _children_cpu()
         start = time.perf_counter()
         stored = catch_all(catcher, messages, batch).stored
         elapsed = time.perf_counter() - start
         results[label] = len(messages) / elapsed
         if label == "new":
             assert stored == len(messages), f"stored {stored} of {len(messages)}"
+            results["cpu_us"] = (time.process_time() - cpu) / len(messages) * 1e6
+            results["children_before"] = children
     assert store.count("bench") == len(messages)
-    store.dispose()
+    store.dispose()  # the store process exits: its CPU time is now countable
+    if writer == "process":  # both runs: new, then duplicates
+        results["child_cpu_us"] = (_children_cpu() - results.pop("children_before")) / (2 * len(messages)) * 1e6
+    else:
+        results.pop("children_before")
     return results
+
+
+def _cpu_note(r: dict[str, float]) -> str:
+    note = f"CPU per new event: this process {r['cpu_us']:.0f} us"
+    if "child_cpu_us" in r:
+        note += f", store process {r['child_cpu_us']:.0f} us (mean of new and duplicate runs, start-up included)"
+    return note
 
 
 def split(bodies: list[bytes], batch: int) -> None:
@@ -119,7 +140,8 @@ def main() -> None:
     for writer in writers:
         with tempfile.TemporaryDirectory() as tmp:
             r = run(f"sqlite:///{tmp}/bench.db", bodies, args.batch, writer)
-            print(f"sqlite      {writer:8s} new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s")
+            print(f"sqlite      {writer:8s} new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s   "
+                  f"{_cpu_note(r)}")
 
     if args.split:
         split(bodies, args.batch)
@@ -133,7 +155,8 @@ def main() -> None:
         for writer in writers:
             url = args.pg.rsplit("/", 1)[0] + f"/{name}"
             r = run(url, bodies, args.batch, writer)
-            print(f"postgresql  {writer:8s} new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s")
+            print(f"postgresql  {writer:8s} new {r['new']:>9,.0f} ev/s   duplicate {r['duplicate']:>9,.0f} ev/s   "
+                  f"{_cpu_note(r)}")
             with psycopg.connect(url, autocommit=True) as conn:  # the next writer starts on an empty table
                 conn.execute("TRUNCATE events")
     finally:
