@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from stackwatch.store.errors import StoreError, StoreUnavailable
-from stackwatch.store.events import EventStore, QuarantineItem
+from stackwatch.store.events import EventStore, QuarantineItem, sqlite_ready
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,8 @@ class ProcessEventStore(EventStore):
     def write_rows(
         self, rows: list[list[object]], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
     ) -> set[str]:
+        if self.dialect == "sqlite":
+            sqlite_ready(rows)  # the child is the busier side of the pair on SQLite: format times here
         return self.writer.write_rows(rows, collapsed, quarantine)
 
     @property
