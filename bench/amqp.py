@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 from stackwatch.config.settings import ProviderConfig  # noqa: E402
 from stackwatch.events.catcher import Catcher  # noqa: E402
 from stackwatch.events.monitors.amqp import AmqpMonitor  # noqa: E402
-from stackwatch.events.runner import CatcherRunner, ProcessCatcherRunner  # noqa: E402
+from stackwatch.events.process_runner import ProcessCatcherRunner  # noqa: E402
+from stackwatch.events.runner import CatcherRunner  # noqa: E402
 from stackwatch.gctune import tune_for_intake  # noqa: E402
 from stackwatch.store.db import open_store  # noqa: E402
 from tests.amqp.corpus import envelope_bodies  # noqa: E402

@@ -24,7 +24,8 @@ import yaml
 
 from stackwatch.events.catcher import Catcher
 from stackwatch.events.monitors.amqp import AmqpMonitor
-from stackwatch.events.runner import CatcherRunner, ProcessCatcherRunner
+from stackwatch.events.process_runner import ProcessCatcherRunner
+from stackwatch.events.runner import CatcherRunner
 from stackwatch.store.db import open_store
 from tests.amqp.conftest import AMQP_URL, provider_config, wait_for
 from tests.amqp.corpus import envelope, envelope_bodies, notification, pick
