@@ -58,6 +58,8 @@ def server(devcloud_cloud, devcloud_conn):
         yield conn.compute.wait_for_server(created, status="ACTIVE", wait=120)
     finally:
         conn.compute.delete_server(created.id, ignore_missing=True)
+        # gone before the next test: the inventory tests compare a full refresh with what the API lists
+        conn.compute.wait_for_delete(created, wait=60)
         shutil.rmtree(disk_dir, ignore_errors=True)
 
 
