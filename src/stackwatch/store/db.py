@@ -51,7 +51,7 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
             cur = dbapi_conn.cursor()
             # before WAL, so a new database gets it: an event row is 1.5-2.5 KB, and 4 KiB pages held one row
-            # each; 8 KiB pages store the same events in 40 % less space and insert faster (bench/RESULTS.md)
+            # each; 8 KiB pages take a quarter less space and insert faster (bench/sqlite_schema.py)
             cur.execute("PRAGMA page_size=8192")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
