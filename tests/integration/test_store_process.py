@@ -89,3 +89,53 @@ def test_auto_writer_uses_a_process_only_where_it_pays(monkeypatch):
     assert choose_writer("auto", long_running=True) == "thread"
     with pytest.raises(StoreError, match="thread or process"):
         open_store("sqlite://", writer="fork")
+
+
+def _event_body(i: int) -> bytes:
+    return orjson.dumps({"event_type": "compute.instance.update", "message_id": f"m-{i}",
+                         "payload": {"instance_id": f"vm-{i}"}})
+
+
+def test_two_writers_each_get_their_own_answers(pstore):
+    """Two requests in flight: replies come back in order and each caller gets the answer to its own batch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert pstore.concurrent_writers == 2
+    catcher = Catcher(pstore, ProviderConfig(name="lab"))
+
+    def write(first: int) -> tuple[int, set[str]]:
+        batch = [RawMessage(body=_event_body(i)) for i in range(first, first + 25)]
+        return first, {e.message_id for e in catcher.commit(catcher.prepare(batch)).stored_events}
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(write, range(0, 2000, 25)))
+    for first, stored in results:
+        assert stored == {f"m-{i}" for i in range(first, first + 25)}
+    assert pstore.count("lab") == 2000
+
+
+def test_a_child_killed_with_two_requests_in_flight_fails_both_then_recovers(pstore):
+    import threading
+
+    catcher = Catcher(pstore, ProviderConfig(name="lab"))
+    pstore.writer.start()
+    big = [[RawMessage(body=_event_body(i)) for i in range(k * 3000, (k + 1) * 3000)] for k in range(2)]
+    outcomes: list[object] = []
+
+    def write(batch: list[RawMessage]) -> None:
+        try:
+            outcomes.append(catcher.catch(batch).stored)
+        except StoreUnavailable as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=write, args=(b,)) for b in big]
+    for t in threads:
+        t.start()
+    os.kill(pstore.writer.pid, signal.SIGKILL)
+    for t in threads:
+        t.join(30)
+    assert len(outcomes) == 2 and not any(t.is_alive() for t in threads)
+    assert all(o == 3000 or isinstance(o, StoreUnavailable) for o in outcomes)
+    stored_before = pstore.count("lab")
+    again = sum(catcher.catch(b).stored for b in big)  # the retries a monitor would make
+    assert pstore.count("lab") == 6000 == stored_before + again

@@ -13,9 +13,12 @@ Reads stay in the parent, on its own engine.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import logging
 import multiprocessing
 import threading
+from concurrent.futures import Future
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -46,6 +49,8 @@ def _child_main(conn: Connection, database_url: str) -> None:
             if request == "ping":
                 conn.send(("ok", set()))
                 continue
+            if request == "stop":
+                return
             rows, collapsed, quarantine = request
             try:
                 reply: tuple[str, Any] = ("ok", store.write_rows(rows, collapsed, quarantine))
@@ -61,13 +66,21 @@ def _child_main(conn: Connection, database_url: str) -> None:
 
 
 class StoreProcess:
-    """One child that runs `EventStore.write_rows` for this process; started on first use, restarted after death."""
+    """One child that runs `EventStore.write_rows` for this process; started on first use, restarted after death.
+
+    Two writers may each have a request in flight: the child reads the next one as soon as it has answered
+    the last, instead of idling while the parent builds rows. Replies come back in request order; a reader
+    thread per child hands each to its caller. Only that reader closes the parent's end of the pipe, after
+    the child's end closed: a descriptor is never closed under a read.
+    """
 
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
-        self._lock = threading.Lock()  # one request in flight: replies come back in order
+        self._lock = threading.Lock()  # start, stop and send: requests reach the pipe whole and in order
         self._proc: Any = None
         self._conn: Connection | None = None
+        self._waiting: collections.deque[Future[tuple[str, Any]]] = collections.deque()
+        self._reader: threading.Thread | None = None
 
     def write_rows(
         self, rows: list[list[object]], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
@@ -79,46 +92,74 @@ class StoreProcess:
         self._call("ping")
 
     def _call(self, request: object) -> set[str]:
+        reply: Future[tuple[str, Any]] = Future()
         with self._lock:
             conn = self._ensure_started()
+            self._waiting.append(reply)
             try:
                 conn.send(request)
-                status, value = conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                self._reap()
-                reason = f"store process died ({exc.__class__.__name__}); the batch was not stored"
-                raise StoreUnavailable(reason) from None
+            except (OSError, ValueError):
+                self._proc.kill()  # its reader sees the pipe close and fails every waiting call, this one too
+        status, value = reply.result()
         if status == "ok":
             return value
         if status == "unavailable":
             raise StoreUnavailable(value)
         raise StoreError(value)
 
+    def _read_replies(
+        self, proc: Any, conn: Connection, waiting: collections.deque[Future[tuple[str, Any]]]
+    ) -> None:
+        try:
+            while True:
+                reply = conn.recv()
+                waiting.popleft().set_result(reply)
+        except (EOFError, OSError) as exc:
+            reason = f"store process died ({exc.__class__.__name__}); the batch was not stored"
+        except Exception as exc:  # an unreadable reply: the child's state is unknown, start over
+            reason = f"store process reply unreadable ({exc.__class__.__name__}: {exc}); the batch was not stored"
+            proc.kill()
+        with self._lock:
+            while waiting:
+                waiting.popleft().set_result(("unavailable", reason))
+            if self._conn is conn:
+                self._conn = None  # the next call starts a new child
+        conn.close()
+
     def _ensure_started(self) -> Connection:
+        """With the lock held: the live child's pipe, starting a child first when there is none."""
         if self._conn is not None and self._proc is not None and self._proc.is_alive():
             return self._conn
-        self._reap()
+        self._stop_child()
         parent, child = _CONTEXT.Pipe()
         proc = _CONTEXT.Process(
             target=_child_main, args=(child, self.database_url), name="stackwatch-store", daemon=True
         )
         proc.start()
         child.close()
-        self._proc, self._conn = proc, parent
+        self._proc, self._conn, self._waiting = proc, parent, collections.deque()
+        self._reader = threading.Thread(
+            target=self._read_replies, args=(proc, parent, self._waiting), name="store-replies", daemon=True
+        )
+        self._reader.start()
         log.info("store process started", extra={"pid": proc.pid})
         return parent
 
-    def _reap(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        if self._proc is not None:
-            self._proc.join(timeout=5)
-            if self._proc.is_alive():
-                self._proc.kill()
-                self._proc.join(timeout=5)
-            if self._proc.exitcode not in (0, None):
-                log.warning("store process exited", extra={"exitcode": self._proc.exitcode})
+    def _stop_child(self) -> None:
+        """With the lock held: ask the child to finish and exit (kill it after 5 s); its reader ends on EOF."""
+        proc, conn = self._proc, self._conn
         self._proc = self._conn = None
+        if proc is None:
+            return
+        if conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                conn.send("stop")
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+        if proc.exitcode not in (0, None):
+            log.warning("store process exited", extra={"exitcode": proc.exitcode})
 
     @property
     def pid(self) -> int | None:
@@ -126,7 +167,10 @@ class StoreProcess:
 
     def close(self) -> None:
         with self._lock:
-            self._reap()
+            reader = self._reader
+            self._stop_child()
+        if reader is not None:
+            reader.join(timeout=5)
 
 
 class ProcessEventStore(EventStore):
@@ -145,7 +189,7 @@ class ProcessEventStore(EventStore):
 
     @property
     def concurrent_writers(self) -> int:
-        return 1  # one child, one transaction at a time
+        return 2  # one transaction in the child, the next request already waiting in its pipe
 
     def dispose(self) -> None:
         self.writer.close()
