@@ -4,9 +4,11 @@ and the instance flow (snapshot -> fleece -> delete the snapshot, always)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Iterator
+from urllib.parse import quote
 
 from stackwatch.fleece.errors import SourceError
 
@@ -78,10 +80,22 @@ def instance_snapshot(
                 conn.image.delete_image(image.id, ignore_missing=True)
 
 
-def hypervisor_disk_url(conn, server_id: str, user: str | None = None) -> str:
-    """sftp:// URL of the instance's disk on its compute host (OS-EXT-SRV-ATTR:hypervisor_hostname)."""
+INSTANCES_PATH_ENV = "STACKWATCH_NOVA_INSTANCES_PATH"
+NOVA_INSTANCES_PATH = "/var/lib/nova/instances"  # nova.conf [DEFAULT] instances_path, as shipped
+
+
+def hypervisor_disk_url(conn, server_id: str, user: str | None = None, instances_path: str | None = None) -> str:
+    """sftp:// URL of the instance's disk on its compute host (OS-EXT-SRV-ATTR:hypervisor_hostname).
+
+    The host is Nova's name for the hypervisor, not necessarily one DNS resolves or with sshd on port 22:
+    a `Host` entry of the ssh client config (sftp.py) maps it. `instances_path` is that host's nova.conf
+    `instances_path` when a deployment moved it (`$STACKWATCH_NOVA_INSTANCES_PATH` when not given).
+    """
     server = conn.compute.get_server(server_id)
     host = server.hypervisor_hostname or server.compute_host
     if not host:
         raise SourceError(f"server {server_id}: no hypervisor hostname (needs the admin role)")
-    return f"sftp://{user + '@' if user else ''}{host}/var/lib/nova/instances/{server_id}/disk"
+    base = (instances_path or os.environ.get(INSTANCES_PATH_ENV) or NOVA_INSTANCES_PATH).rstrip("/")
+    if not base.startswith("/"):
+        raise SourceError(f"instances path {base!r} must be absolute (nova.conf instances_path)")
+    return f"sftp://{quote(user, safe='') + '@' if user else ''}{host}{quote(base)}/{server_id}/disk"

@@ -19,7 +19,8 @@ def fleece_one(target: str, opts: SourceOptions, limits: Limits, via: str = "sna
             server_id = target.partition(":")[2]
             conn = openstack.connect(opts.cloud)
             if via == "hypervisor":
-                rep = run_isolated(openstack.hypervisor_disk_url(conn, server_id), opts, limits)
+                url = openstack.hypervisor_disk_url(conn, server_id, instances_path=opts.instances_path)
+                rep = run_isolated(url, opts, limits)
             else:
                 with openstack.instance_snapshot(conn, server_id) as image_id:
                     rep = run_isolated(f"glance:{image_id}", opts, limits)

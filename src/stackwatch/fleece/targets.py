@@ -4,7 +4,7 @@
   http(s)://host/disk.img     HTTP Range
   glance:IMAGE_ID             Glance image data (GET /v2/images/{id}/file), through the provider's cloud session
   swift:CONTAINER/OBJECT      a Swift object, same session
-  sftp://[user@]host/path     SFTP offset reads
+  sftp://[user@]host[:port]/path  SFTP offset reads (ssh client config: sftp.py)
 `instance:UUID` is resolved before this (runner.py) to glance: or sftp: targets.
 """
 
@@ -24,7 +24,10 @@ from stackwatch.fleece.errors import SourceError
 class SourceOptions:
     cloud: str | None = None  # clouds.yaml cloud name (the CLI resolves --provider to it); None: OS_* env
     download: bool = False  # fetch whole images when ranges are refused
-    ssh_key: str | None = None
+    ssh_key: str | None = None  # private key for sftp:// (else the agent, ~/.ssh, IdentityFile of the config)
+    ssh_config: str | None = None  # OpenSSH client config; None: $STACKWATCH_SSH_CONFIG, else ~/.ssh/config
+    instances_path: str | None = None  # nova.conf instances_path on the hypervisors (--via hypervisor); None:
+    # $STACKWATCH_NOVA_INSTANCES_PATH, else Nova's default /var/lib/nova/instances
 
 
 @dataclass
@@ -75,7 +78,7 @@ def open_source(target: str, opts: SourceOptions = SourceOptions()) -> Source:
     if target.startswith("sftp://"):
         from stackwatch.fleece.sftp import open_sftp
 
-        reader = open_sftp(target, key_filename=opts.ssh_key)
+        reader = open_sftp(target, key_filename=opts.ssh_key, ssh_config=opts.ssh_config)
         src = Source(reader, None, [reader])
         src.open_backing = _track(src, reader.sibling)
         return src
