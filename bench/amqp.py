@@ -115,8 +115,9 @@ def open_bench_store(store_url: str, writer: str):  # noqa: ANN201
 def make_runner(writer: str, store, store_url: str, prov: ProviderConfig, on_stored):  # noqa: ANN001, ANN201
     if writer == "process":
         return ProcessCatcherRunner(AmqpMonitor(prov), store_url, on_stored=on_stored)
-    return CatcherRunner(AmqpMonitor(prov), Catcher(store, prov), on_stored=on_stored,
-                         writers=int(os.environ.get("SW_WRITERS", "1")))
+    # as build_runner does: as many writers as the store can use (SW_WRITERS overrides, for comparisons)
+    writers = int(os.environ.get("SW_WRITERS", "0")) or store.concurrent_writers
+    return CatcherRunner(AmqpMonitor(prov), Catcher(store, prov), on_stored=on_stored, writers=writers)
 
 
 def drain(store_url: str, amqp_url: str, exchange: str, queue: str, n: int, name: str,
