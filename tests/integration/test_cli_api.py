@@ -185,3 +185,22 @@ def test_web_timeline_page(loaded):
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "/api/v1/timeline?" in page.text
     assert client.get("/", follow_redirects=False).headers["location"] == "/timeline"
+
+
+def test_cli_ingest_writers_agree(db_url, monkeypatch, tmp_path):
+    """`events ingest --writer process` (a store process) stores exactly what the in-process writer stores."""
+    monkeypatch.setenv("STACKWATCH_DATABASE_URL", db_url)
+    monkeypatch.setenv("STACKWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("STACKWATCH_CONFIG", raising=False)
+    paths = [str(p) for p in sorted((SAMPLES / "legacy").glob("*/*.json"))]
+    first = runner.invoke(app, ["events", "ingest", *paths, "--provider", "a", "--writer", "process", "--format",
+                                "json"])
+    second = runner.invoke(app, ["events", "ingest", *paths, "--provider", "b", "--writer", "thread", "--format",
+                                 "json"])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert json.loads(first.stdout) == json.loads(second.stdout) and json.loads(first.stdout)["stored"] > 0
+    store = open_store(db_url)
+    assert store.count("a") == store.count("b") == json.loads(first.stdout)["stored"]
+    store.dispose()
+    bad = runner.invoke(app, ["events", "ingest", *paths, "--writer", "fork"])
+    assert bad.exit_code == 2 and "not auto, thread or process" in bad.output
