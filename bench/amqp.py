@@ -52,7 +52,8 @@ def provider(name: str, exchange: str, queue: str, amqp_url: str) -> ProviderCon
         events={
             "monitor": "amqp",
             "flood": {"window_seconds": 0},
-            "amqp": {"urls": [amqp_url], "exchanges": [exchange], "topics": ["notifications"], "queue": queue},
+            "amqp": {"urls": [amqp_url], "exchanges": [exchange], "topics": ["notifications"], "queue": queue,
+                     **({"flush_ms": float(os.environ["SW_FLUSH_MS"])} if os.environ.get("SW_FLUSH_MS") else {})},
         },
     )
 
