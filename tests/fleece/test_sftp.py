@@ -85,8 +85,7 @@ def test_sftp_overlay_backing_beside_it(built, sshd, ssh_config):  # noqa: F811
     rep = run_isolated(sshd.url(d / image["file"]), SourceOptions(ssh_config=str(ssh_config)))
     check_report(rep, image, m["roots"][image["root"]])  # packages live in clusters only the base holds
     assert rep["hostname"] == "nova-overlay"
-    check_cheap(rep, (d / image["backing"]).stat().st_size)
-    assert rep["io"]["bytes_read"] > 0
+    check_cheap(rep, (d / image["backing"]).stat().st_size)  # the guest is mostly in the base: its share
 
 
 def test_sftp_nova_layout_through_a_host_alias(built, sshd, ssh_config, tmp_path):  # noqa: F811
