@@ -95,7 +95,9 @@ def ssh_config_path(explicit: str | None = None) -> str | None:
     return default if os.path.isfile(default) else None
 
 
-def resolve(url: str, key_filename: str | None = None, ssh_config: str | None = None, timeout: float = 30.0):
+def resolve(
+    url: str, key_filename: str | None = None, ssh_config: str | None = None, timeout: float = 30.0
+) -> tuple[SSHTarget, str]:
     """(SSHTarget, remote path) for sftp://[user@]host[:port]/path; the URL's user and port win over the config."""
     import paramiko
 
@@ -111,14 +113,19 @@ def resolve(url: str, key_filename: str | None = None, ssh_config: str | None = 
             raise SourceError(f"ssh client config {path}: {e}") from e
     keys = [key_filename] if key_filename else [os.path.expanduser(k) for k in conf.get("identityfile", [])]
     known = [os.path.expanduser(k) for k in conf.get("userknownhostsfile", "").split()]
+    try:
+        port = u.port or int(conf.get("port", 22))
+        timeout = float(conf.get("connecttimeout", timeout))
+    except ValueError as e:  # also a port out of range in the URL
+        raise SourceError(f"{url}: bad port or ConnectTimeout ({e}) in the URL or ssh client config {path}") from e
     target = SSHTarget(
         hostname=conf.get("hostname", u.hostname),
-        port=u.port or int(conf.get("port", 22)),
+        port=port,
         username=unquote(u.username) if u.username else conf.get("user"),
         key_files=keys,
         known_hosts=known,
         identities_only=conf.get("identitiesonly", "no").lower() == "yes",
-        timeout=float(conf.get("connecttimeout", timeout)),
+        timeout=timeout,
     )
     return target, unquote(u.path)
 
