@@ -16,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 console = Console(stderr=True)
+_WITH_HELP = "Optional service to add (repeatable): swift (Swift with Keystone auth, an object-store endpoint)."
 
 
 def _print_env(info: devcloud.DevCloud) -> None:
@@ -34,6 +35,7 @@ def up(
     json_out: bool = typer.Option(
         False, "--json", help="Print the paths/URLs as JSON instead of shell lines."
     ),
+    with_: list[str] = typer.Option([], "--with", help=_WITH_HELP),
 ) -> None:
     """Install (once) and start a clean devcloud; print OS_CLIENT_CONFIG_FILE, OS_CLOUD and the AMQP URL."""
     try:
@@ -43,7 +45,7 @@ def up(
                 console.log(msg)
                 st.update(f"devcloud: {msg}")
 
-            info = devcloud.up(report=report, fresh=fresh, timeout=timeout)
+            info = devcloud.up(report=report, fresh=fresh, timeout=timeout, services=with_)
     except devcloud.DevcloudError as e:
         console.print(f"[red]devcloud up failed[/red]: {e}")
         raise typer.Exit(1) from None
@@ -54,7 +56,7 @@ def up(
 
 
 @app.command()
-def install() -> None:
+def install(with_: list[str] = typer.Option([], "--with", help=_WITH_HELP)) -> None:
     """Only install (or verify) the cached service virtualenvs; start nothing. For CI pre-install steps."""
     try:
         with console.status("devcloud: installing", spinner="dots") as st:
@@ -63,7 +65,7 @@ def install() -> None:
                 console.log(msg)
                 st.update(f"devcloud: {msg}")
 
-            venvs = devcloud.install(report=report)
+            venvs = devcloud.install(report=report, services=with_)
     except devcloud.DevcloudError as e:
         console.print(f"[red]devcloud install failed[/red]: {e}")
         raise typer.Exit(1) from None

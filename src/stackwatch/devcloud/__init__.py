@@ -11,9 +11,9 @@ from stackwatch.devcloud.errors import DevcloudError, InstallError, Prerequisite
 from stackwatch.devcloud.layout import Layout, Ports
 
 if TYPE_CHECKING:
-    from stackwatch.devcloud.cloud import DevCloud, ServiceStatus, Status, down, install, status, up
+    from stackwatch.devcloud.cloud import DevCloud, ServiceStatus, Status, down, install, remove, status, up
 
-_CLOUD_API = {"DevCloud", "ServiceStatus", "Status", "down", "install", "status", "up"}
+_CLOUD_API = {"DevCloud", "ServiceStatus", "Status", "down", "install", "remove", "status", "up"}
 
 
 def __getattr__(name: str) -> Any:
@@ -37,6 +37,7 @@ __all__ = [
     "Status",
     "down",
     "install",
+    "remove",
     "status",
     "up",
 ]

@@ -106,3 +106,53 @@ def seed(layout: Layout, admin_password: str) -> None:
         data=b"\0" * (1024 * 1024),
         headers={"Content-Type": "application/octet-stream"},
     )
+
+
+def swift_endpoints(layout: Layout) -> dict[str, str]:
+    """object-store endpoints: per-project accounts (``AUTH_<project id>``, what keystoneauth expects) for
+    public/internal, the bare ``/v1`` for admin (as devstack registers them)."""
+    account = layout.url(layout.ports.swift_proxy, "/v1/AUTH_%(project_id)s")
+    return {"public": account, "internal": account, "admin": layout.url(layout.ports.swift_proxy, "/v1")}
+
+
+def register_swift(layout: Layout, admin_password: str, swift_password: str) -> None:
+    """User ``swift`` (the proxy's authtoken identity) in the service project, and the object-store service.
+
+    Also run on a running devcloud (``up --with swift`` after a plain ``up``), so it looks things up first:
+    an existing ``swift`` user gets the new password, an existing object-store service keeps its endpoints.
+    """
+    s = admin_session(layout, admin_password)
+    ident = {"service_type": "identity", "interface": "public"}
+
+    def get(path: str) -> dict:
+        return s.get(path, endpoint_filter=ident).json()
+
+    def post(path: str, body: dict) -> dict:
+        return s.post(path, endpoint_filter=ident, json=body).json()
+
+    project = get("/projects?name=service")["projects"][0]["id"]
+    users = get("/users?name=swift")["users"]
+    if users:
+        uid = users[0]["id"]
+        s.patch(f"/users/{uid}", endpoint_filter=ident, json={"user": {"password": swift_password}})
+    else:
+        body = {"user": {"name": "swift", "password": swift_password, "domain_id": "default"}}
+        uid = post("/users", body)["user"]["id"]
+    for name in ("admin", "service"):
+        rid = get(f"/roles?name={name}")["roles"][0]["id"]
+        s.put(f"/projects/{project}/users/{uid}/roles/{rid}", endpoint_filter=ident)
+    if get("/services?type=object-store")["services"]:
+        return
+    sid = post("/services", {"service": {"name": "swift", "type": "object-store"}})["service"]["id"]
+    for interface, url in swift_endpoints(layout).items():
+        post("/endpoints", {"endpoint": {"service_id": sid, "interface": interface, "url": url, "region_id": REGION}})
+
+
+def unregister_swift(layout: Layout, admin_password: str) -> None:
+    """Remove the object-store service (Keystone deletes its endpoints with it) and the user ``swift``."""
+    s = admin_session(layout, admin_password)
+    ident = {"service_type": "identity", "interface": "public"}
+    for svc in s.get("/services?type=object-store", endpoint_filter=ident).json()["services"]:
+        s.delete(f"/services/{svc['id']}", endpoint_filter=ident)
+    for user in s.get("/users?name=swift", endpoint_filter=ident).json()["users"]:
+        s.delete(f"/users/{user['id']}", endpoint_filter=ident)

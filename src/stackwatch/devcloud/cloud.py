@@ -15,14 +15,15 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
-from stackwatch.devcloud import catalog, installer, postgres, proc, rabbit, render, services
+from stackwatch.devcloud import catalog, installer, postgres, proc, rabbit, render, services, spec, swift
 from stackwatch.devcloud.errors import DevcloudError, PrerequisiteError, ServiceError
 from stackwatch.devcloud.layout import CLOUD_NAME, HOST, REGION, Layout
 
@@ -43,6 +44,7 @@ class DevCloud:
     region: str
     endpoints: dict[str, str] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    services: list[str] = field(default_factory=list)  # optional services running (e.g. ["swift"])
 
     def env(self) -> dict[str, str]:
         return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml), "OS_CLOUD": self.cloud}
@@ -137,13 +139,22 @@ def status(layout: Layout | None = None) -> Status:
         url = svc.url(layout)
         code = proc.http_status(url) if (running and url) else None
         rows.append(ServiceStatus(svc.name, pid, running, url, code, svc.log(layout)))
+    if swift.enabled(layout):
+        for svc in services.SWIFT:
+            pid = proc.read_pid(layout.run / f"{svc.name}.pid")
+            running = proc.alive(pid)
+            url = svc.url(layout)
+            code = proc.http_status(url) if (running and url) else None
+            rows.append(ServiceStatus(svc.name, pid, running, url, code, svc.log(layout)))
     return Status(tuple(rows), _load_info(layout))
 
 
 def down(layout: Layout | None = None, report: Report = lambda _m: None) -> list[str]:
     """Stop every devcloud process by the PID it recorded. Returns what was stopped."""
     layout = _layout(layout)
-    stopped: list[str] = []
+    stopped: list[str] = swift.stop(layout)  # before Keystone; a no-op when Swift was never started
+    for name in stopped:
+        report(f"stopped {name}")
     pids = []
     for svc in services.STOP_ORDER:
         pidfile = layout.run / f"{svc.name}.pid"
@@ -169,8 +180,7 @@ def down(layout: Layout | None = None, report: Report = lambda _m: None) -> list
 def _check_prerequisites(layout: Layout) -> None:
     rabbit.check_installed()
     postgres.bin_dir()
-    p = layout.ports
-    busy = [f"{name} {port}" for name, port in asdict(p).items() if proc.port_open(port)]
+    busy = [f"{name} {port}" for name, port in layout.ports.core().items() if proc.port_open(port)]
     if busy:
         raise PrerequisiteError(
             f"ports already in use by something else: {', '.join(busy)} "
@@ -384,11 +394,93 @@ def _write_clouds_yaml(layout: Layout, admin_password: str) -> None:
         yaml.safe_dump(doc, f, sort_keys=False)
 
 
-def install(layout: Layout | None = None, report: Report = lambda _m: None) -> Path:
-    """Install the service venvs if the cache lacks them (no start); returns the venvs directory."""
+def _optional(names: Collection[str]) -> tuple[str, ...]:
+    """Validated optional service names (a bare string is one name, not its letters)."""
+    if isinstance(names, str):
+        names = (names,)
+    unknown = sorted(set(names) - set(spec.OPTIONAL_VENVS))
+    if unknown:
+        raise DevcloudError(
+            f"unknown optional devcloud service(s): {', '.join(unknown)} (known: {', '.join(spec.OPTIONAL_VENVS)})"
+        )
+    return tuple(sorted(set(names)))
+
+
+def install(layout: Layout | None = None, report: Report = lambda _m: None, services: Collection[str] = ()) -> Path:
+    """Install the service venvs if the cache lacks them (no start), plus the optional ``services`` asked
+    for; returns the venvs directory."""
     layout = _layout(layout)
+    optional = _optional(services)
     installer.ensure_installed(layout, report)
+    for name in optional:
+        installer.ensure_optional(layout, name, report)
     return layout.venvs
+
+
+def _admin_password(layout: Layout) -> str:
+    """The running devcloud's admin password, from its clouds.yaml (the only place it is kept)."""
+    doc = yaml.safe_load(layout.clouds_yaml.read_text())
+    return doc["clouds"][CLOUD_NAME]["auth"]["password"]
+
+
+def _save_info(layout: Layout, info: DevCloud) -> None:
+    _info_file(layout).write_text(json.dumps(info.to_json(), indent=2))
+
+
+def _add_swift(layout: Layout, info: DevCloud, report: Report, timeout: float) -> DevCloud:
+    """Start Swift beside a running healthy devcloud (``up --with swift`` after a plain ``up``): Swift keeps
+    no state shared with the other services, so they need no restart (and lose no servers or images)."""
+    t0 = time.monotonic()
+    busy = swift.busy_ports(layout)
+    if busy:
+        raise PrerequisiteError(f"ports already in use by something else: {', '.join(busy)}")
+    try:
+        password = swift.prepare(layout)
+        swift.spawn(layout)
+        catalog.register_swift(layout, _admin_password(layout), password)
+        swift.wait(layout, timeout)
+    except BaseException:
+        report("swift start failed; stopping the Swift servers (the rest of devcloud keeps running)")
+        swift.stop(layout)
+        if layout.swift_etc.exists():
+            shutil.rmtree(layout.swift_etc)  # so status and the next `up --with swift` see it as not started
+        raise
+    elapsed = round(time.monotonic() - t0, 1)
+    report(f"[{elapsed:6.1f}s] swift up (added to the running devcloud)")
+    new = DevCloud(
+        **{
+            **info.__dict__,
+            "endpoints": {**info.endpoints, "object-store": catalog.swift_endpoints(layout)["public"]},
+            "timings": {**info.timings, "swift_added": elapsed},
+            "services": sorted({*info.services, "swift"}),
+        }
+    )
+    _save_info(layout, new)
+    return new
+
+
+def remove(name: str, layout: Layout | None = None, report: Report = lambda _m: None) -> DevCloud | None:
+    """Stop an optional service on a running devcloud and take it out of the catalog and devcloud.json,
+    leaving the rest running: a test that added Swift leaves the session's cloud as the default one (whose
+    service list other tests compare), also under STACKWATCH_DEVCLOUD_KEEP=1. Returns the updated info."""
+    layout = _layout(layout)
+    (name,) = _optional(name)
+    for stopped in swift.stop(layout):
+        report(f"stopped {stopped}")
+    info = _load_info(layout)
+    if layout.clouds_yaml.is_file() and proc.port_open(layout.ports.keystone):
+        catalog.unregister_swift(layout, _admin_password(layout))
+    for d in (layout.swift_etc, layout.swift_devices):
+        if d.exists():
+            shutil.rmtree(d)
+    if info is None:
+        return None
+    endpoints = {k: v for k, v in info.endpoints.items() if k != "object-store"}
+    timings = {k: v for k, v in info.timings.items() if not k.startswith(name)}
+    services = [s for s in info.services if s != name]
+    new = DevCloud(**{**info.__dict__, "endpoints": endpoints, "timings": timings, "services": services})
+    _save_info(layout, new)
+    return new
 
 
 def up(
@@ -396,13 +488,16 @@ def up(
     report: Report = lambda _m: None,
     fresh: bool = False,
     timeout: float = 180.0,
+    services: Collection[str] = (),
 ) -> DevCloud:
     """Install if needed, then start a clean devcloud and wait until every API answers and compute is mapped.
 
-    A healthy running devcloud is returned as is unless ``fresh``. Raises a DevcloudError naming the
-    failing service and its log.
+    ``services`` adds optional services (``("swift",)``). A healthy running devcloud is returned as is
+    unless ``fresh``; if it lacks an optional service asked for, that service is started beside it. Raises a
+    DevcloudError naming the failing service and its log.
     """
     layout = _layout(layout)
+    optional = _optional(services)
     t0 = time.monotonic()
     timings: dict[str, float] = {}
 
@@ -412,26 +507,44 @@ def up(
 
     if installer.ensure_installed(layout, report):
         mark("install", "OpenStack services installed")
+    for name in optional:
+        if installer.ensure_optional(layout, name, report):
+            mark(f"install_{name}", f"{name} installed")
     current = status(layout)
-    if current.up and not fresh:
+    if current.up and not fresh and current.cloud is not None:
+        if "swift" in optional and not swift.enabled(layout):
+            return _add_swift(layout, current.cloud, report, timeout)
         report("devcloud already up")
-        return current.cloud  # type: ignore[return-value]
+        return current.cloud
     if current.any_running:
         report("stopping the previous devcloud (the fake compute cannot restart against old state)")
         down(layout)
     t0 = time.monotonic()
     _check_prerequisites(layout)
+    busy = swift.busy_ports(layout) if "swift" in optional else []
+    if busy:
+        raise PrerequisiteError(f"ports already in use by something else: {', '.join(busy)}")
     _wipe(layout)
     admin_password = secrets.token_urlsafe(16)
     service_password = secrets.token_urlsafe(16)
     render.render_all(layout, service_password)
-    try:
-        _start_all(layout, admin_password, service_password, mark, timeout)
-    except BaseException:
-        # stop what did start (a half-up devcloud only confuses the next run); logs stay until the next up
-        report(f"start failed; stopping what started; logs in {layout.logs}")
-        down(layout)
-        raise
+    with ThreadPoolExecutor(max_workers=1) as side:
+        # Swift needs nothing of the others to build its rings and start (Keystone only at its first
+        # request), so it comes up beside them and adds about a second at the end: registration and wait
+        swift_started = side.submit(_start_swift, layout) if "swift" in optional else None
+        try:
+            _start_all(layout, admin_password, service_password, mark, timeout)
+            if swift_started is not None:
+                catalog.register_swift(layout, admin_password, swift_started.result())
+                swift.wait(layout, timeout)
+                mark("swift", "swift proxy, account, container and object servers answering")
+        except BaseException:
+            # stop what did start (a half-up devcloud only confuses the next run); logs stay until the next up
+            report(f"start failed; stopping what started; logs in {layout.logs}")
+            if swift_started is not None:
+                wait_futures([swift_started])  # its processes have PID files only once it is done
+            down(layout)
+            raise
     _write_clouds_yaml(layout, admin_password)
     p = layout.ports
     info = DevCloud(
@@ -449,10 +562,12 @@ def up(
             "network": layout.url(p.neutron),
             "placement": layout.url(p.placement),
             "compute": layout.url(p.nova, "/v2.1"),
+            **({"object-store": catalog.swift_endpoints(layout)["public"]} if "swift" in optional else {}),
         },
         timings=timings,
+        services=list(optional),
     )
-    _info_file(layout).write_text(json.dumps(info.to_json(), indent=2))
+    _save_info(layout, info)
     mark("ready", "devcloud up")
     return DevCloud(**{**info.__dict__, "timings": dict(timings)})
 
@@ -502,4 +617,11 @@ def _start_all(layout: Layout, admin_password: str, service_password: str, mark,
     mark("seed", "flavors m1.tiny, m1.small and image cirros-fake created")
 
 
-__all__ = ["DevCloud", "DevcloudError", "ServiceStatus", "Status", "down", "install", "status", "up"]
+def _start_swift(layout: Layout) -> str:
+    """Rings, configs and the four Swift processes; returns the password of the Keystone user ``swift``."""
+    password = swift.prepare(layout)
+    swift.spawn(layout)
+    return password
+
+
+__all__ = ["DevCloud", "DevcloudError", "ServiceStatus", "Status", "down", "install", "remove", "status", "up"]

@@ -126,11 +126,59 @@ def ensure_installed(layout: Layout, report: Report = lambda _msg: None) -> bool
         return True
 
 
-def main() -> None:
-    """``python -m stackwatch.devcloud.installer``: fill the install cache (stdlib only; for CI pre-install)."""
+_OPTIONAL_MARK = ".stackwatch-installed"
+
+
+def optional_installed(layout: Layout, name: str) -> bool:
+    mark = layout.venv(name) / _OPTIONAL_MARK
+    return mark.is_file() and mark.read_text() == spec.optional_stamp(name) + "\n"
+
+
+def ensure_optional(layout: Layout, name: str, report: Report = lambda _msg: None) -> bool:
+    """Install one optional service's venv (e.g. Swift) unless its own stamp says it is there.
+
+    Separate from ensure_installed, with its own lock, so the core install is never redone for it and the
+    CI pre-install can fill both at once. Returns True when it installed.
+    """
+    if name not in spec.OPTIONAL_VENVS:
+        raise InstallError(f"unknown optional devcloud service {name!r} (known: {', '.join(spec.OPTIONAL_VENVS)})")
+    if optional_installed(layout, name):
+        return False
+    layout.home.mkdir(parents=True, exist_ok=True)
+    with (layout.home / f"install-{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if optional_installed(layout, name):
+            return False
+        target = layout.venv(name)
+        if target.exists():
+            shutil.rmtree(target)  # interrupted before the mark was written: start over
+        target.parent.mkdir(parents=True, exist_ok=True)
+        layout.install_logs.mkdir(parents=True, exist_ok=True)
+        # venvs are not relocatable (absolute shebangs), so it is built in place; the mark is written last
+        _venv(layout, spec.OPTIONAL_VENVS[name], report)
+        (target / _OPTIONAL_MARK).write_text(spec.optional_stamp(name) + "\n")
+        report(f"installed {name} into {target}")
+        return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m stackwatch.devcloud.installer [--core-only]``: fill the install cache (stdlib only; for
+    the CI pre-install). Optional services (Swift: about 20 s, 120 MB) install in parallel with the core
+    venvs, so a test that asks for them later finds them ready."""
+    args = sys.argv[1:] if argv is None else argv
     layout = Layout()
-    installed = ensure_installed(layout, lambda msg: print(f"devcloud: {msg}", flush=True))
-    print(f"devcloud: {'installed' if installed else 'already installed'} in {layout.venvs}")
+
+    def say(msg: str) -> None:
+        print(f"devcloud: {msg}", flush=True)
+
+    optional = [] if "--core-only" in args else list(spec.OPTIONAL_VENVS)
+    with ThreadPoolExecutor(max_workers=1 + len(optional)) as pool:
+        core = pool.submit(ensure_installed, layout, say)
+        extras = {name: pool.submit(ensure_optional, layout, name, say) for name in optional}
+        installed = core.result()
+        print(f"devcloud: {'installed' if installed else 'already installed'} in {layout.venvs}")
+        for name, fut in extras.items():
+            print(f"devcloud: {name} {'installed' if fut.result() else 'already installed'} in {layout.venv(name)}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,19 @@ class Ports:
     rabbit_dist: int = 25682
     epmd: int = 4370
     pg: int = 5442
+    # optional Swift (`up --with swift`): checked and bound only when Swift is asked for; away from the
+    # 8080 / 6200-6202 defaults that other software on a developer machine tends to hold
+    swift_proxy: int = 18080
+    swift_object: int = 16200
+    swift_container: int = 16201
+    swift_account: int = 16202
+
+    def core(self) -> dict[str, int]:
+        """The ports every devcloud binds (the optional services' ports left out)."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("swift_")}
+
+    def swift(self) -> dict[str, int]:
+        return {k: v for k, v in vars(self).items() if k.startswith("swift_")}
 
 
 def default_home() -> Path:
@@ -94,7 +107,21 @@ class Layout:
         return self.state / "secrets.json"
 
     def venv(self, name: str) -> Path:
+        """A service group's venv: core ones under the core stamp, optional ones (Swift) beside it under
+        their own stamp, so adding an optional service never invalidates the core install."""
+        if name in spec.OPTIONAL_VENVS:
+            return self.home / "venvs" / f"{name}-{spec.optional_stamp(name)}"
         return self.venvs / name
+
+    @property
+    def swift_etc(self) -> Path:
+        """swift_dir: swift.conf, the rings and the four server configs."""
+        return self.etc / "swift"
+
+    @property
+    def swift_devices(self) -> Path:
+        """Swift's ``devices`` root; the single device ``d1`` is a plain directory in it (mount_check off)."""
+        return self.data / "swift"
 
     def bin(self, venv: str, exe: str) -> Path:
         return self.venv(venv) / "bin" / exe

@@ -10,6 +10,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from stackwatch.devcloud import spec
 from stackwatch.devcloud.layout import Layout
 
 _PLACEHOLDER = re.compile(r"@([A-Z_]+)@")
@@ -28,6 +29,10 @@ def values(layout: Layout, service_password: str) -> dict[str, str]:
         "NOVA_PORT": str(p.nova),
         "RABBIT_PORT": str(p.rabbit),
         "PG_PORT": str(p.pg),
+        "SWIFT_PROXY_PORT": str(p.swift_proxy),
+        "SWIFT_OBJECT_PORT": str(p.swift_object),
+        "SWIFT_CONTAINER_PORT": str(p.swift_container),
+        "SWIFT_ACCOUNT_PORT": str(p.swift_account),
     }
 
 
@@ -40,8 +45,8 @@ def substitute(text: str, vals: dict[str, str], name: str = "<template>") -> str
     return _PLACEHOLDER.sub(repl, text)
 
 
-def templates() -> list[tuple[str, str]]:
-    """(relative path, text) of every template file."""
+def templates(only: str | None = None) -> list[tuple[str, str]]:
+    """(relative path, text) of every core template file, or with ``only`` those of one optional service."""
     root = resources.files("stackwatch.devcloud") / "templates"
     out: list[tuple[str, str]] = []
 
@@ -50,21 +55,31 @@ def templates() -> list[tuple[str, str]]:
             rel = f"{prefix}{child.name}"
             if child.is_dir():
                 walk(child, rel + "/")
-            elif not child.name.endswith((".pyc",)):
+            elif not child.name.endswith((".pyc",)) and _optional_of(rel) == only:
                 out.append((rel, child.read_text()))
 
     walk(root, "")
     return sorted(out)
 
 
-def render_all(layout: Layout, service_password: str) -> list[Path]:
-    vals = values(layout, service_password)
+def _optional_of(rel: str) -> str | None:
+    """The optional service a template belongs to (its top directory, e.g. ``swift/``), or None."""
+    top = rel.split("/", 1)[0]
+    return top if top in spec.OPTIONAL_VENVS else None
+
+
+def render_all(
+    layout: Layout, service_password: str, only: str | None = None, extra: dict[str, str] | None = None
+) -> list[Path]:
+    """Render the core templates, or with ``only`` one optional service's (its etc/ directory existing is
+    how devcloud knows that service was started, so a default ``up`` must not render it)."""
+    vals = {**values(layout, service_password), **(extra or {})}
     written = []
-    for rel, text in templates():
+    for rel, text in templates(only):
         target = layout.etc / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(substitute(text, vals, rel))
-        if "@SERVICE_PASSWORD@" in text:
+        if re.search(r"@[A-Z_]*PASSWORD@", text):
             target.chmod(0o600)
         written.append(target)
     return written

@@ -14,7 +14,8 @@ HERE = Path(__file__).resolve().parent
 class Service:
     """One process: ``uwsgi`` names an ini under etc/ (an API); ``script`` a file of this package that the
     venv's python runs (nova-compute with devcloud's driver, see novacompute.py); else ``console`` is a
-    venv console script."""
+    venv console script. ``swift_conf`` marks a Swift server: its console script takes the config as its
+    one argument and, with ``--verbose``, logs to stderr (Swift has no log-file option, only syslog)."""
 
     name: str
     venv: str
@@ -24,6 +25,7 @@ class Service:
     config: tuple[str, ...] = ()
     port_attr: str | None = None
     health_path: str = "/"
+    swift_conf: str | None = None
 
     def port(self, layout: Layout) -> int | None:
         return getattr(layout.ports, self.port_attr) if self.port_attr else None
@@ -38,6 +40,12 @@ class Service:
     def argv(self, layout: Layout) -> list[str]:
         if self.uwsgi:
             return [str(layout.bin(self.venv, "uwsgi")), "--ini", str(layout.etc / self.uwsgi)]
+        if self.swift_conf:
+            return [
+                str(layout.bin(self.venv, self.console or self.name)),
+                str(layout.etc / self.swift_conf),
+                "--verbose",
+            ]
         if self.script:
             args = [str(layout.bin(self.venv, "python")), "-P", str(HERE / self.script)]
         else:
@@ -63,3 +71,16 @@ NOVA_WORKERS: tuple[Service, ...] = (
 ALL: tuple[Service, ...] = (KEYSTONE, *APIS, *NOVA_WORKERS)
 # stop order: workers first, keystone last
 STOP_ORDER: tuple[Service, ...] = (*reversed(NOVA_WORKERS), *reversed(APIS), KEYSTONE)
+
+# Optional (`up --with swift`): storage servers first, the proxy last; stopped in the reverse order.
+SWIFT: tuple[Service, ...] = tuple(
+    Service(
+        f"swift-{kind}",
+        "swift",
+        console=f"swift-{kind}-server",
+        swift_conf=f"swift/{kind}-server.conf",
+        port_attr=f"swift_{kind}",
+        health_path="/healthcheck",
+    )
+    for kind in ("account", "container", "object", "proxy")
+)

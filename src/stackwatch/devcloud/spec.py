@@ -28,6 +28,13 @@ VENVS: tuple[VenvSpec, ...] = (
     VenvSpec("neutron", ("neutron==29.0.0", UWSGI, "psycopg2-binary")),
 )
 
+# Optional services (`stackwatch devcloud up --with NAME`): each its own venv and stamp, outside stamp() so
+# the default install (and its cache key) is the same whether or not anyone ever asks for them.
+OPTIONAL_VENVS: dict[str, VenvSpec] = {
+    # Swift's servers are eventlet WSGI servers (no uWSGI); keystonemiddleware is the proxy's authtoken filter.
+    "swift": VenvSpec("swift", ("swift==2.38.3", "keystonemiddleware==13.0.1")),
+}
+
 # Bump when the install procedure itself changes (patches applied after pip, venv layout).
 INSTALL_REVISION = 1
 
@@ -41,4 +48,11 @@ def stamp() -> str:
     text = "\n".join(
         [f"rev={INSTALL_REVISION}", python_tag()] + [f"{v.name}: {' '.join(v.requirements)}" for v in VENVS]
     )
+    return f"{python_tag()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def optional_stamp(name: str) -> str:
+    """Cache key of one optional service venv: its requirements and the Python minor (not the core stamp)."""
+    venv = OPTIONAL_VENVS[name]
+    text = "\n".join([python_tag(), f"{venv.name}: {' '.join(venv.requirements)}"])
     return f"{python_tag()}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
