@@ -40,7 +40,10 @@ def glance_url(conn, image_id: str) -> str:
 
 
 def swift_url(conn, container: str, obj: str) -> str:
-    return f"{conn.object_store.get_endpoint().rstrip('/')}/{container}/{obj}"
+    """Object URL, percent-encoded: Swift names may hold ' ', '#', '?' or '%', which unquoted would cut the
+    path short or read another object ('a b#1.qcow2' read 'a b'). The object keeps its '/' separators."""
+    base = conn.object_store.get_endpoint().rstrip("/")
+    return f"{base}/{quote(container, safe='')}/{quote(obj, safe='/')}"
 
 
 @contextlib.contextmanager
