@@ -126,12 +126,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--pg", default=os.environ.get("STACKWATCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--split", action="store_true", help="also time prepare and commit apart")
+    parser.add_argument("--gc", choices=("tuned", "default"), default="tuned",
+                        help="the intake GC settings (gctune.py) or CPython's defaults, to measure what they do")
     parser.add_argument("--writer", choices=("thread", "process", "both"), default="both",
                         help="store writes in a thread of this process, in a store process, or each in turn")
     args = parser.parse_args()
 
     bodies = build_events(args.events)
-    tune_for_intake()  # as `stackwatch events ingest`, `serve` and `worker catcher` do
+    if args.gc == "tuned":
+        tune_for_intake()  # as `stackwatch events ingest`, `serve` and `worker catcher` do
     avg = sum(map(len, bodies)) / len(bodies)
     print(f"machine: {platform.node()} {platform.machine()} {os.cpu_count()} cpu, Python {platform.python_version()}")
     print(f"{len(bodies)} events, mean {avg:.0f} bytes, batch {args.batch}")
