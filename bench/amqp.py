@@ -220,6 +220,16 @@ def drop_pg(pg_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def clean_up(amqp_url: str, exchange: str, queue: str, pg_url: str, pg_name: str) -> None:
+    """Delete the run's queue, exchange and scratch database."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = conn.channel()
+    channel.queue_delete(queue)
+    channel.exchange_delete(exchange)
+    conn.close()
+    drop_pg(pg_url, pg_name)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--events", type=int, default=100_000)
@@ -269,12 +279,7 @@ def main() -> None:
                 if key in results:
                     print(f"ratio {key} / raw ceiling: {results[key]['rate'] / raw:.2f}")
     finally:
-        conn = pika.BlockingConnection(pika.URLParameters(args.amqp))
-        ch = conn.channel()
-        ch.queue_delete(queue)
-        ch.exchange_delete(exchange)
-        conn.close()
-        drop_pg(args.pg, pg_name)
+        clean_up(args.amqp, exchange, queue, args.pg, pg_name)
     print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
 
 

@@ -18,8 +18,6 @@ import time
 import uuid
 from pathlib import Path
 
-import pika
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
@@ -97,12 +95,7 @@ def main() -> None:
         print(f"prepared -> commit starts         {quantiles([m['c0'] - m['p1'] for m in marks])}")
         print(f"commit (store transaction)        {quantiles([m['c1'] - m['c0'] for m in marks])}")
     finally:
-        conn = pika.BlockingConnection(pika.URLParameters(args.amqp))
-        channel = conn.channel()
-        channel.queue_delete(queue)
-        channel.exchange_delete(exchange)
-        conn.close()
-        bench.drop_pg(args.pg, pg_name)
+        bench.clean_up(args.amqp, exchange, queue, args.pg, pg_name)
 
 
 if __name__ == "__main__":
