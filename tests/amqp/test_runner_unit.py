@@ -10,7 +10,7 @@ import pytest
 
 from stackwatch.config.settings import ProviderConfig
 from stackwatch.events.catcher import Catcher
-from stackwatch.events.model import RawMessage
+from stackwatch.events.model import R_PAYLOAD, RawMessage
 from stackwatch.events.monitors.base import Availability, Batch, Monitor
 from stackwatch.events.runner import CatcherRunner
 from stackwatch.store.db import open_store
@@ -65,7 +65,7 @@ class FlakyCatcher(Catcher):
         self.calls += 1
         if self.calls <= self.down:
             raise StoreUnavailable("database is down (test)")
-        if any("poison" in orjson.dumps(ev.payload).decode() for ev in prepared.events):
+        if any("poison" in (rec[R_PAYLOAD] or "") for rec in prepared.records):
             raise StoreError("value refused (test)")
         return super().commit(prepared)
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from stackwatch.config.settings import ProviderConfig
 from stackwatch.events.convert import ConversionError, Converter, decode_json, parse_notification
 from stackwatch.events.flood import FloodGate
-from stackwatch.events.model import Event, RawMessage
+from stackwatch.events.model import R_MESSAGE_ID, Event, RawMessage, Record
 from stackwatch.store.events import EventStore, QuarantineItem
 from stackwatch.switchboard.routes import RoutingTable
 
@@ -32,7 +32,15 @@ class CatchReport:
     quarantined: int = 0
     filtered: int = 0
     collapsed: int = 0
-    stored_events: list[Event] = field(default_factory=list)
+    stored_records: list[Record] = field(default_factory=list)
+    _events: list[Event] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def stored_events(self) -> list[Event]:
+        """The events this batch stored, made from their records on first use (most callers only count)."""
+        if self._events is None:
+            self._events = [Event.from_record(record) for record in self.stored_records]
+        return self._events
 
     def add(self, other: CatchReport) -> None:
         for name in ("received", "stored", "duplicates", "quarantined", "filtered", "collapsed"):
@@ -52,7 +60,7 @@ class PreparedBatch:
     received: int = 0
     filtered: int = 0
     collapsed: int = 0
-    events: list[Event] = field(default_factory=list)
+    records: list[Record] = field(default_factory=list)
     collapsed_into: dict[tuple[str, str], int] = field(default_factory=dict)
     quarantine: list[QuarantineItem] = field(default_factory=list)
 
@@ -103,9 +111,9 @@ class Catcher:
         prepared = PreparedBatch(received=len(batch))
         name = self.provider.name
         now = datetime.now(UTC)
-        events: list[Event] = []
-        append = events.append
-        convert = self.converter.convert
+        records: list[Record] = []
+        append = records.append
+        convert = self.converter.record
         passes = self.filter.passes if self.filter.active else None
         max_bytes = self.max_bytes
         for message in batch:
@@ -131,14 +139,14 @@ class Catcher:
             prepared.quarantine.append(
                 QuarantineItem(name, message.source, reason, bytes(message.body), received_at)
             )
-        prepared.events, prepared.collapsed_into = self.flood.admit(events, time.monotonic())
-        prepared.collapsed = len(events) - len(prepared.events)
+        prepared.records, prepared.collapsed_into = self.flood.admit(records, time.monotonic())
+        prepared.collapsed = len(records) - len(prepared.records)
         return prepared
 
     def commit(self, prepared: PreparedBatch) -> CatchReport:
         """The database half of `catch`: one transaction. Raises StoreUnavailable; then ack nothing."""
-        result = self.store.write_batch(
-            prepared.events, collapsed=prepared.collapsed_into, quarantine=prepared.quarantine
+        result = self.store.write_records(
+            prepared.records, collapsed=prepared.collapsed_into, quarantine=prepared.quarantine
         )
         stored_ids = set(result.stored)
         report = CatchReport(
@@ -148,7 +156,7 @@ class Catcher:
             quarantined=len(prepared.quarantine),
             filtered=prepared.filtered,
             collapsed=prepared.collapsed,
-            stored_events=[ev for ev in prepared.events if ev.message_id in stored_ids],
+            stored_records=[r for r in prepared.records if r[R_MESSAGE_ID] in stored_ids],
         )
         if prepared.quarantine:
             log.warning(

@@ -1,4 +1,4 @@
-"""Raw bytes -> canonical Event, for every notification shape OpenStack produces.
+"""Raw bytes -> canonical event (a record, or an Event), for every notification shape OpenStack produces.
 
 Shapes (see tests/data/SOURCES.md): the oslo 2.0 envelope (`oslo.message` is a JSON string), the oslo 1.0 body
 with `_context_*` keys, an oslo listener's view (`ctxt`, `metadata`), nova's versioned payloads
@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 
-from stackwatch.events.model import REF_FIELDS, Event
+from stackwatch.events.model import (
+    R_GROUP,
+    R_LEVEL,
+    R_PAYLOAD,
+    R_PROJECT_ID,
+    R_REQUEST_ID,
+    R_USER_ID,
+    RECORD_FIELDS,
+    RECORD_INDEX,
+    Event,
+    Record,
+    payload_text,
+)
 from stackwatch.events.timestamps import TimestampError, parse_timestamp
-from stackwatch.switchboard.routes import RoutingTable, first_scalar_compiled
+from stackwatch.switchboard.routes import CompiledPath, RoutingTable, first_scalar_compiled
 
 MAX_ENVELOPE_DEPTH = 4  # an envelope inside an envelope inside ... is hostile, not OpenStack
 
@@ -221,10 +232,61 @@ def _context_value(context: dict[str, Any], *keys: str) -> str | None:
 
 
 class Converter:
-    """Notification -> Event, with references and group from the routing table."""
+    """Notification -> record (or Event), with references and group from the routing table."""
 
     def __init__(self, routes: RoutingTable) -> None:
         self.routes = routes
+        self._plans: dict[str, tuple[str, str, tuple[tuple[int, tuple[CompiledPath, ...]], ...]]] = {}
+        self._blank: Record = [None] * len(RECORD_FIELDS)
+
+    def _plan(self, event_type: str) -> tuple[str, str, tuple[tuple[int, tuple[CompiledPath, ...]], ...]]:
+        """Group, level and (record index, paths) of each reference, once per event type."""
+        route = self.routes.route(event_type)
+        plan = (route.group, route.level, tuple((RECORD_INDEX[name], paths) for name, paths in route.ref_plan))
+        if len(self._plans) >= 4096:
+            self._plans.clear()
+        self._plans[event_type] = plan
+        return plan
+
+    def record(
+        self,
+        raw: bytes,
+        provider: str,
+        source: str,
+        received_at: datetime | None = None,
+        doc: Any = None,
+        note: Notification | None = None,
+    ) -> Record:
+        """The message as a record (model.RECORD_FIELDS). `doc` and `note` may be passed when the caller
+        already decoded and parsed `raw`."""
+        if doc is None:
+            doc = decode_json(raw)
+        if note is None:
+            note = parse_notification(doc)
+        event_type = note.event_type
+        plan = self._plans.get(event_type)
+        if plan is None:
+            plan = self._plan(event_type)
+        group, level, slots = plan
+        payload = note.payload
+        view = payload.pop("_view") if note.source_shape == "panko" else payload
+        record = self._blank.copy()
+        for index, paths in slots:
+            record[index] = first_scalar_compiled(view, paths)
+        ctx = note.context
+        if record[R_PROJECT_ID] is None:
+            record[R_PROJECT_ID] = _context_value(ctx, "project_id", "tenant_id", "project", "tenant")
+        if record[R_USER_ID] is None:
+            record[R_USER_ID] = _context_value(ctx, "user_id", "user")
+        record[R_REQUEST_ID] = _context_value(ctx, "request_id", "global_request_id")
+        record[:8] = (
+            provider, note.message_id or stable_message_id(doc), source, event_type, note.timestamp,
+            received_at or datetime.now(UTC), note.publisher_id, note.priority,
+        )
+        record[R_GROUP] = group
+        record[R_LEVEL] = level
+        record[R_PAYLOAD] = payload_text(payload)
+        return record
 
     def convert(
         self,
@@ -235,37 +297,11 @@ class Converter:
         doc: Any = None,
         note: Notification | None = None,
     ) -> Event:
-        """`doc` and `note` may be passed when the caller already decoded and parsed `raw`."""
+        """The message as an Event (what `record` builds, with the payload object kept)."""
         if doc is None:
             doc = decode_json(raw)
         if note is None:
             note = parse_notification(doc)
-        route = self.routes.route(note.event_type)
-        payload = note.payload
-        view = payload.pop("_view") if note.source_shape == "panko" else payload
-        refs = {name: first_scalar_compiled(view, paths) for name, paths in route.ref_plan}
-        ctx = note.context
-        project = refs.pop("project_id", None) or _context_value(ctx, "project_id", "tenant_id", "project", "tenant")
-        user = refs.pop("user_id", None) or _context_value(ctx, "user_id", "user")
-        request = _context_value(ctx, "request_id", "global_request_id")
-        message_id = note.message_id or stable_message_id(doc)
-        return Event(
-            message_id=message_id,
-            provider=provider,
-            source=source,
-            event_type=note.event_type,
-            timestamp=note.timestamp,
-            received_at=received_at or datetime.now(UTC),
-            publisher_id=note.publisher_id,
-            priority=note.priority,
-            project_id=project,
-            user_id=user,
-            request_id=request,
-            group=route.group,
-            level=route.level,
-            payload=payload,
-            **{name: refs.get(name) for name in REF_FIELDS},
-        )
+        record = self.record(raw, provider, source, received_at, doc=doc, note=note)
+        return Event.from_record(record, payload=note.payload)
 
-
-ConvertFn = Callable[[bytes, str, str], Event]

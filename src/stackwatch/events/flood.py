@@ -9,12 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stackwatch.events.model import Event
+from stackwatch.events.model import (
+    R_EVENT_TYPE,
+    R_HOST,
+    R_IMAGE,
+    R_MESSAGE_ID,
+    R_NETWORK,
+    R_PORT,
+    R_PROJECT_ID,
+    R_PROVIDER,
+    R_VM,
+    R_VOLUME,
+    Record,
+)
 
 
-def flood_key(event: Event) -> tuple[str, ...]:
-    ref = event.vm_ref or event.volume_ref or event.port_ref or event.image_ref or event.network_ref
-    return (event.event_type, ref or event.host_ref or event.project_id or "")
+def flood_key(record: Record) -> tuple[str, ...]:
+    ref = record[R_VM] or record[R_VOLUME] or record[R_PORT] or record[R_IMAGE] or record[R_NETWORK]
+    return (record[R_EVENT_TYPE], ref or record[R_HOST] or record[R_PROJECT_ID] or "")
 
 
 class FloodGate:
@@ -25,23 +37,23 @@ class FloodGate:
         self._windows: dict[tuple[str, ...], tuple[float, int, str]] = {}
 
     def admit(
-        self, events: Sequence[Event], now: float
-    ) -> tuple[list[Event], dict[tuple[str, str], int]]:
-        """(events to store, {(provider, message_id of the last stored event of a key): collapsed count})."""
+        self, records: Sequence[Record], now: float
+    ) -> tuple[list[Record], dict[tuple[str, str], int]]:
+        """(records to store, {(provider, message_id of the last stored event of a key): collapsed count})."""
         if self.window <= 0:
-            return list(events), {}
-        kept: list[Event] = []
+            return list(records), {}
+        kept: list[Record] = []
         collapsed: dict[tuple[str, str], int] = {}
-        for ev in events:
+        for ev in records:
             key = flood_key(ev)
             start, count, last_id = self._windows.get(key, (now, 0, ""))
             if now - start > self.window:
                 start, count = now, 0
             if count < self.threshold:
                 kept.append(ev)
-                self._windows[key] = (start, count + 1, ev.message_id)
+                self._windows[key] = (start, count + 1, ev[R_MESSAGE_ID])
             else:
-                target = (ev.provider, last_id)
+                target = (ev[R_PROVIDER], last_id)
                 collapsed[target] = collapsed.get(target, 0) + 1
                 self._windows[key] = (start, count, last_id)
         if len(self._windows) > 50_000:

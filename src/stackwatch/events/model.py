@@ -1,6 +1,9 @@
-"""The canonical event (DESIGN.md §2) and the raw message a monitor hands to the catcher.
+"""The canonical event (DESIGN.md §2), its record form on the way to the store, and the raw message.
 
-Both are frozen dataclasses: an event is a fact, nothing downstream may edit it.
+`Event` and `RawMessage` are frozen dataclasses: an event is a fact, nothing downstream may edit it. The
+catcher does not build an `Event` per message: it builds a record (a list in `RECORD_FIELDS` order, the
+payload already JSON text), so the decoded message can be freed at once and the store binds the list as it
+is. Events are made from records only for whoever reads them (the switchboard), after they are stored.
 """
 
 from __future__ import annotations
@@ -8,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 #: Reference fields an event can carry, in the order of DESIGN.md §2.
 REF_FIELDS: tuple[str, ...] = (
@@ -61,6 +66,38 @@ EVENT_JSON_FIELDS: tuple[str, ...] = (
 )
 
 
+#: The fields of a record, in order: the contract's fields; the store derives its sort time from them.
+RECORD_FIELDS: tuple[str, ...] = (
+    "provider",
+    "message_id",
+    "source",
+    "event_type",
+    "timestamp",
+    "received_at",
+    "publisher_id",
+    "priority",
+    "project_id",
+    "user_id",
+    "request_id",
+    *REF_FIELDS,
+    "group",
+    "level",
+    "payload",
+)
+#: A record: what `Converter.record` returns and `EventStore.write_records` takes (see the module docstring).
+Record = list[Any]
+RECORD_INDEX: dict[str, int] = {name: index for index, name in enumerate(RECORD_FIELDS)}
+R_PROVIDER, R_MESSAGE_ID, R_SOURCE, R_EVENT_TYPE, R_TIMESTAMP, R_RECEIVED_AT = range(6)
+R_PROJECT_ID = RECORD_INDEX["project_id"]
+R_USER_ID = RECORD_INDEX["user_id"]
+R_REQUEST_ID = RECORD_INDEX["request_id"]
+R_VM, R_HOST, R_IMAGE, R_VOLUME = (RECORD_INDEX[n] for n in ("vm_ref", "host_ref", "image_ref", "volume_ref"))
+R_NETWORK, R_PORT = RECORD_INDEX["network_ref"], RECORD_INDEX["port_ref"]
+R_GROUP, R_LEVEL, R_PAYLOAD = RECORD_INDEX["group"], RECORD_INDEX["level"], RECORD_INDEX["payload"]
+
+_DECODE = object()
+
+
 @dataclass(frozen=True, slots=True)
 class RawMessage:
     """One message as a monitor received it, before any parsing.
@@ -109,6 +146,21 @@ class Event:
         """The references this event carries, without the empty ones."""
         return {name: value for name in REF_FIELDS if (value := getattr(self, name)) is not None}
 
+    @classmethod
+    def from_record(cls, record: Record, payload: Any = _DECODE) -> Event:
+        """The event a record describes; its payload text is decoded unless the caller has it already."""
+        values = dict(zip(RECORD_FIELDS, record, strict=True))
+        if payload is _DECODE:
+            text = values["payload"]
+            payload = None if text is None else orjson.loads(text)
+        values["payload"] = payload
+        return cls(**values)
+
+    def to_record(self) -> Record:
+        record = [getattr(self, name) for name in RECORD_FIELDS]
+        record[R_PAYLOAD] = payload_text(self.payload)
+        return record
+
     def to_json_dict(self) -> dict[str, Any]:
         """JSON view with the contract's field names; timestamps ISO 8601 with offset, null when absent."""
         out: dict[str, Any] = {}
@@ -118,3 +170,13 @@ class Event:
                 value = value.isoformat()
             out[name] = value
         return out
+
+
+def payload_text(payload: Any) -> str | None:
+    """A payload as the JSON text the store keeps. Decoded JSON has string keys only (the fast path)."""
+    if payload is None:
+        return None
+    try:
+        return orjson.dumps(payload).decode()
+    except TypeError:  # a payload built in code with int keys, say
+        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()

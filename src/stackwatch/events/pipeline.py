@@ -66,7 +66,7 @@ def catch_all(
 
     def account(results: list[tuple[CatchReport, Any]]) -> None:
         for report, _token in results:
-            report.stored_events = []
+            report.stored_records = []  # counted, not kept: a long ingest would hold every event
             total.add(report)
             if on_batch:
                 on_batch(report)

@@ -1,7 +1,8 @@
 """The event stream repository: batch writes (executemany on SQLite, COPY on PostgreSQL) and timeline queries.
 
 A batch is one transaction: new events, collapsed-flood counters and quarantined input commit together, so
-the caller acknowledges its source only for what is durably stored.
+the caller acknowledges its source only for what is durably stored. Writes take records (model.Record: the
+columns in order, the payload JSON text already), which both drivers bind as they are.
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from stackwatch.events.model import REF_FIELDS, Event
+from stackwatch.events.model import R_PAYLOAD, R_RECEIVED_AT, R_TIMESTAMP, RECORD_FIELDS, REF_FIELDS, Event, Record
 from stackwatch.store.errors import StoreError, StoreUnavailable
 from stackwatch.store.models import EventRow, MonitorCursorRow, QuarantineRow
 
-_EVENT_COLUMNS: tuple[str, ...] = (
-    "provider", "message_id", "source", "event_type", "timestamp", "received_at", "sort_time", "publisher_id",
-    "priority", "project_id", "user_id", "request_id", *REF_FIELDS, "event_group", "level", "collapsed_count",
-    "payload",
-)
+#: the columns a record fills, in record order; `sort_time` and `collapsed_count` are derived in the INSERT
+RECORD_COLUMNS: tuple[str, ...] = tuple("event_group" if name == "group" else name for name in RECORD_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,29 +103,41 @@ class EventStore:
         collapsed: dict[tuple[str, str], int] | None = None,
         quarantine: Sequence[QuarantineItem] = (),
     ) -> WriteResult:
-        """Store events once each, add collapsed counts to their (provider, message_id) rows, keep quarantine.
+        """`write_records` for Event objects (the catcher hands records; tests and tools have events)."""
+        now = datetime.now(UTC)
+        records = [ev.to_record() for ev in events]
+        for record in records:
+            if record[R_RECEIVED_AT] is None:
+                record[R_RECEIVED_AT] = now
+        return self.write_records(records, collapsed, quarantine)
+
+    def write_records(
+        self,
+        records: Sequence[Record],
+        collapsed: dict[tuple[str, str], int] | None = None,
+        quarantine: Sequence[QuarantineItem] = (),
+    ) -> WriteResult:
+        """Store records once each, add collapsed counts to their (provider, message_id) rows, keep quarantine.
 
         Raises StoreUnavailable when the database cannot be reached: nothing of the batch was written.
         """
         result = WriteResult(quarantined=len(quarantine))
-        unique: dict[tuple[str, str], Event] = {}
-        for ev in events:
-            unique.setdefault((ev.provider, ev.message_id), ev)
-        result.duplicates = len(events) - len(unique)
-        now = datetime.now(UTC)
-        rows = [_event_values(ev, now) for ev in unique.values()]
-        stored = self.write_rows(rows, collapsed or {}, list(quarantine))
+        unique: dict[tuple[str, str], Record] = {}
+        for record in records:
+            unique.setdefault((record[0], record[1]), record)
+        result.duplicates = len(records) - len(unique)
+        stored = self.write_rows(list(unique.values()), collapsed or {}, list(quarantine))
         result.stored = [key[1] for key in unique if key[1] in stored]
         result.duplicates += len(unique) - len(result.stored)
         return result
 
     def write_rows(
         self,
-        rows: list[list[object]],
+        rows: list[Record],
         collapsed: dict[tuple[str, str], int],
         quarantine: list[QuarantineItem],
     ) -> set[str]:
-        """One transaction: event rows (`_EVENT_COLUMNS` order), collapsed counts, quarantine.
+        """One transaction: records (unique in the batch), collapsed counts, quarantine.
 
         Returns the message_ids that were new. The unit a store process runs for its parent (process.py).
         """
@@ -135,10 +145,8 @@ class EventStore:
         try:
             with self.engine.begin() as conn:
                 if rows:
-                    if self.dialect == "postgresql":
-                        stored = _copy_insert_pg(conn, rows)
-                    else:
-                        stored = _values_insert_sqlite(conn, rows)
+                    insert = _copy_insert_pg if self.dialect == "postgresql" else _insert_sqlite
+                    stored = insert(conn, rows)
                 for (provider, message_id), count in collapsed.items():
                     conn.execute(
                         update(EventRow)
@@ -278,20 +286,6 @@ class EventStore:
         self.engine.dispose()
 
 
-def _event_values(ev: Event, now: datetime) -> list[object]:
-    """One row in `_EVENT_COLUMNS` order, the payload already JSON text (both backends store it as such)."""
-    received = ev.received_at or now
-    payload = ev.payload
-    return [
-        ev.provider, ev.message_id, ev.source, ev.event_type, ev.timestamp, received, ev.timestamp or received,
-        ev.publisher_id, ev.priority, ev.project_id, ev.user_id, ev.request_id,
-        ev.vm_ref, ev.host_ref, ev.image_ref, ev.volume_ref, ev.snapshot_ref, ev.network_ref, ev.subnet_ref,
-        ev.port_ref, ev.router_ref, ev.floating_ip_ref, ev.security_group_ref, ev.stack_ref, ev.availability_zone,
-        ev.group, ev.level, 0,
-        None if payload is None else orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode(),
-    ]
-
-
 def _row_to_event(r: EventRow) -> Event:
     return Event(
         message_id=r.message_id,
@@ -312,8 +306,15 @@ def _row_to_event(r: EventRow) -> Event:
     )
 
 
-# -- SQLite multi-row VALUES path ------------------------------------------------------------------------
-_SQLITE_CHUNK = 500  # 31 columns x 500 rows stays under SQLite's 32,766 bound parameters
+# -- SQLite executemany path ----------------------------------------------------------------------------
+_COLUMN_LIST = ", ".join(f'"{c}"' for c in RECORD_COLUMNS)
+_INSERT_COLUMNS = f'{_COLUMN_LIST}, "sort_time", "collapsed_count"'
+_TS_PARAM, _RECEIVED_PARAM = R_TIMESTAMP + 1, R_RECEIVED_AT + 1  # SQLite numbers parameters from 1
+_SQLITE_INSERT = (
+    f"INSERT INTO events ({_INSERT_COLUMNS}) "
+    f"VALUES ({','.join('?' * len(RECORD_COLUMNS))}, coalesce(?{_TS_PARAM}, ?{_RECEIVED_PARAM}), 0) "
+    "ON CONFLICT (provider, message_id) DO NOTHING"
+)
 
 
 def _sqlite_time(value: datetime | str | None, cache: dict[datetime, str]) -> str | None:
@@ -327,69 +328,67 @@ def _sqlite_time(value: datetime | str | None, cache: dict[datetime, str]) -> st
     return text
 
 
-def sqlite_ready(rows: list[list[object]]) -> None:
-    """Format the rows' times for SQLite in place, so a store process's child has less to do."""
-    _sqlite_params(rows)
-
-
-def _sqlite_params(rows: list[list[object]]) -> list[object]:
-    params: list[object] = []
-    extend = params.extend
-    t0, t1, t2 = _TIME_IDX
+def sqlite_ready(records: list[Record]) -> list[Record]:
+    """The records with their times as SQLite text: copies where a time needed formatting (the records
+    themselves stay as they are, the catcher still reads them), the record itself where none did."""
+    out: list[Record] = []
+    append = out.append
     cache: dict[datetime, str] = {}
-    for values in rows:
-        values[t0] = _sqlite_time(values[t0], cache)  # type: ignore[arg-type]
-        values[t1] = _sqlite_time(values[t1], cache)  # type: ignore[arg-type]
-        values[t2] = _sqlite_time(values[t2], cache)  # type: ignore[arg-type]
-        extend(values)
-    return params
+    for record in records:
+        ts, received = record[R_TIMESTAMP], record[R_RECEIVED_AT]
+        if type(ts) is str and type(received) is str:
+            append(record)
+            continue
+        record = record.copy()
+        record[R_TIMESTAMP] = _sqlite_time(ts, cache)
+        record[R_RECEIVED_AT] = _sqlite_time(received, cache)
+        append(record)
+    return out
 
 
-_TIME_IDX = tuple(_EVENT_COLUMNS.index(c) for c in ("timestamp", "received_at", "sort_time"))
-_PAYLOAD_IDX = _EVENT_COLUMNS.index("payload")
+def _insert_sqlite(conn, records: list[Record]) -> set[str]:  # noqa: ANN001
+    """executemany of one INSERT ... ON CONFLICT DO NOTHING on the raw sqlite3 cursor; returns the new ids.
 
-
-def _values_insert_sqlite(conn, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
-    """INSERT ... VALUES (..),(..) ON CONFLICT DO NOTHING RETURNING, on the raw sqlite3 cursor.
-
-    SQLAlchemy's insertmanyvalues does the same with per-value type processing that cost 3x here; RETURNING
-    tells exactly which rows were new, which executemany cannot.
+    Cheaper than a multi-row VALUES ... RETURNING (bench/RESULTS.md). Which rows were new follows from
+    SQLite's rowids: inside one write transaction each inserted row gets max(rowid) + 1, so the `rowcount`
+    rows inserted are the rowids up to `last_insert_rowid()`; all new (the usual case) needs no query.
     """
     cursor = conn.connection.driver_connection.cursor()
-    placeholders = "(" + ",".join("?" * len(_EVENT_COLUMNS)) + ")"
-    stored: set[str] = set()
     try:
-        for start in range(0, len(rows), _SQLITE_CHUNK):
-            chunk = rows[start : start + _SQLITE_CHUNK]
-            params = _sqlite_params(chunk)
-            sql = (
-                f"INSERT INTO events ({_COLUMN_LIST}) VALUES {','.join([placeholders] * len(chunk))} "
-                "ON CONFLICT (provider, message_id) DO NOTHING RETURNING message_id"
-            )
-            stored.update(r[0] for r in cursor.execute(sql, params).fetchall())
+        cursor.executemany(_SQLITE_INSERT, sqlite_ready(records))
+        inserted = cursor.rowcount
+        if inserted == len(records):
+            return {record[1] for record in records}
+        if inserted <= 0:
+            return set()
+        last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+        stored = {row[0] for row in cursor.execute(
+            "SELECT message_id FROM events WHERE id > ? AND id <= ?", (last - inserted, last)
+        )}
     finally:
         cursor.close()
+    if len(stored) != inserted:  # cannot happen with SQLite's rowid rule; never guess which were new
+        raise StoreError(f"inserted {inserted} rows but found {len(stored)} in their rowid range")
     return stored
 
 
 # -- PostgreSQL COPY path --------------------------------------------------------------------------------
 _STAGE_DDL = (
-    "CREATE TEMP TABLE IF NOT EXISTS events_stage "
-    "(LIKE events INCLUDING DEFAULTS EXCLUDING IDENTITY EXCLUDING CONSTRAINTS EXCLUDING INDEXES) "
-    "ON COMMIT DELETE ROWS"
+    "CREATE TEMP TABLE IF NOT EXISTS event_records_stage ON COMMIT DELETE ROWS "
+    f"AS SELECT {_COLUMN_LIST} FROM events WITH NO DATA"
 )
 _JSON_NUL = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
-_COLUMN_LIST = ", ".join(f'"{c}"' for c in _EVENT_COLUMNS)
+_SELECT_INSERT = f'SELECT {_COLUMN_LIST}, coalesce("timestamp", "received_at"), 0'
 
 
 _PG_SMALL_BATCH = 100
 _PG_JSON_INSERT = (
-    f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM json_populate_recordset(NULL::events, %s::json) "
+    f"INSERT INTO events ({_INSERT_COLUMNS}) {_SELECT_INSERT} FROM json_populate_recordset(NULL::events, %s::json) "
     "ON CONFLICT (provider, message_id) DO NOTHING RETURNING message_id"
 )
 
 
-def _copy_insert_pg(conn, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
+def _copy_insert_pg(conn, rows: list[Record]) -> set[str]:  # noqa: ANN001
     """COPY rows into a session-local staging table, then one INSERT ... ON CONFLICT DO NOTHING.
 
     COPY skips per-row statement overhead; the INSERT keeps the unique index the single arbiter of dedup.
@@ -403,25 +402,25 @@ def _copy_insert_pg(conn, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
         return _json_insert_pg(raw, rows)
     with raw.cursor() as cur:
         cur.execute(_STAGE_DDL)
-        with cur.copy(f"COPY events_stage ({_COLUMN_LIST}) FROM STDIN") as copy:
+        with cur.copy(f"COPY event_records_stage ({_COLUMN_LIST}) FROM STDIN") as copy:
             for values in rows:
                 if _has_nul(values):
                     values = _pg_clean(values)
                 copy.write_row(values)
         cur.execute(
-            f"INSERT INTO events ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM events_stage "
+            f"INSERT INTO events ({_INSERT_COLUMNS}) {_SELECT_INSERT} FROM event_records_stage "
             "ON CONFLICT (provider, message_id) DO NOTHING RETURNING message_id"
         )
         stored = {r[0] for r in cur.fetchall()}  # ON COMMIT DELETE ROWS empties the stage
     return stored
 
 
-def _json_insert_pg(raw, rows: list[list[object]]) -> set[str]:  # noqa: ANN001
+def _json_insert_pg(raw, rows: list[Record]) -> set[str]:  # noqa: ANN001
     records = []
     for values in rows:
         if _has_nul(values):
             values = _pg_clean(values)
-        record = dict(zip(_EVENT_COLUMNS, values, strict=True))
+        record = dict(zip(RECORD_COLUMNS, values, strict=True))
         payload = record["payload"]
         record["payload"] = None if payload is None else orjson.Fragment(payload)  # already JSON text
         records.append(record)
@@ -440,7 +439,7 @@ def _has_nul(values: list[object]) -> bool:
 def _pg_clean(values: list[object]) -> list[object]:
     """PostgreSQL text cannot hold NUL and jsonb rejects \\u0000: replace them, keep everything else."""
     out = [v.replace("\x00", "\ufffd") if type(v) is str else v for v in values]
-    payload = out[_PAYLOAD_IDX]
+    payload = out[R_PAYLOAD]
     if isinstance(payload, str) and "\\u0000" in payload:
-        out[_PAYLOAD_IDX] = _JSON_NUL.sub(r"\1\\ufffd", payload)
+        out[R_PAYLOAD] = _JSON_NUL.sub(r"\1\\ufffd", payload)
     return out

@@ -2,7 +2,7 @@
 
 The catcher's conversion is Python that holds the GIL; SQLite's inserts and psycopg's COPY formatting are C
 that could run beside it, but in one process the two still trade the GIL at every driver call. Here the
-parent converts and builds rows (`EventStore.write_batch` up to `write_rows`), and one child process per store
+parent converts and builds records (`EventStore.write_records` up to `write_rows`), and one child process per store
 runs `write_rows`: the same transaction, the same errors. `bench/ingest.py`: SQLite 10.3k -> 17.3k ev/s over
 threads; PostgreSQL bulk loads do better in-process with two transactions (`EventStore.concurrent_writers`).
 
@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from stackwatch.events.model import Record
 from stackwatch.store.errors import StoreError, StoreUnavailable
 from stackwatch.store.events import EventStore, QuarantineItem, sqlite_ready
 
@@ -83,7 +84,7 @@ class StoreProcess:
         self._reader: threading.Thread | None = None
 
     def write_rows(
-        self, rows: list[list[object]], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
+        self, rows: list[Record], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
     ) -> set[str]:
         return self._call((rows, collapsed, quarantine))
 
@@ -181,10 +182,10 @@ class ProcessEventStore(EventStore):
         self.writer = StoreProcess(database_url)
 
     def write_rows(
-        self, rows: list[list[object]], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
+        self, rows: list[Record], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
     ) -> set[str]:
         if self.dialect == "sqlite":
-            sqlite_ready(rows)  # the child is the busier side of the pair on SQLite: format times here
+            rows = sqlite_ready(rows)  # formatted here, where pickling copies them anyway
         return self.writer.write_rows(rows, collapsed, quarantine)
 
     @property
