@@ -23,6 +23,15 @@ class TimestampError(ValueError):
 
 def parse_timestamp(value: object) -> datetime:
     """A timezone-aware UTC datetime from an oslo, ISO 8601 or epoch value; TimestampError otherwise."""
+    if type(value) is str and 19 <= len(value) <= 32 and value[10] in " T":  # the common forms, at C speed
+        try:
+            fast = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if fast.tzinfo is None:  # oslo's naive UTC; parsing again with the zone is 4x cheaper than replace()
+                return datetime.fromisoformat(value + "+00:00")
+            return fast if fast.tzinfo is UTC else fast.astimezone(UTC)
     if isinstance(value, bool):
         raise TimestampError(f"unparseable timestamp {value!r}")
     if isinstance(value, (int, float)):
@@ -32,13 +41,6 @@ def parse_timestamp(value: object) -> datetime:
             raise TimestampError(f"timestamp {value!r} out of range") from exc
     if not isinstance(value, str):
         raise TimestampError(f"timestamp must be a string or a number, not {type(value).__name__}")
-    if 19 <= len(value) <= 32 and value[10] in " T":  # the common oslo / ISO forms, at C speed
-        try:
-            fast = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            return fast.replace(tzinfo=UTC) if fast.tzinfo is None else fast.astimezone(UTC)
     match = _TS.match(value[:64])
     if not match:
         raise TimestampError(f"unparseable timestamp {value[:64]!r}")
