@@ -289,3 +289,24 @@ def test_concurrent_writers_keep_collapsed_counts_of_earlier_batches(store):
     assert sum(r.stored for r in reports) == 5 == store.count("lab")
     assert sum(r.collapsed for r in reports) == 95
     assert store.collapsed_count("m-004", "lab") == 95  # the last stored event of the storm carries them all
+
+
+@pytest.mark.parametrize("size", [3, 150, 1200])
+def test_a_batch_mixing_stored_and_new_events_reports_exactly_the_new_ones(store, size):
+    """SQLite finds the new rows of a batch from its rowids, PostgreSQL from RETURNING: both must name exactly
+    the new events, in input order, whatever the batch's mix and size (small, staged and chunked paths)."""
+    catcher = Catcher(store, ProviderConfig(name="lab", events=EventsConfig(flood=FloodConfig(window_seconds=0))))
+
+    def body(i: int) -> RawMessage:
+        return RawMessage(orjson.dumps({"event_type": "compute.instance.update", "message_id": f"mix-{size}-{i}",
+                                        "timestamp": "2026-11-22 02:02:49.708327",
+                                        "payload": {"instance_id": f"vm-{i}"}}))
+
+    first = catcher.catch([body(i) for i in range(0, size, 3)])  # every third one stored ahead
+    mixed = [body(i) for i in range(size)] + [body(1)]  # and one repeated inside the batch
+    report = catcher.catch(mixed)
+    expected = [f"mix-{size}-{i}" for i in range(size) if i % 3]
+    assert [e.message_id for e in report.stored_events] == expected
+    assert [e.vm_ref for e in report.stored_events] == [f"vm-{i}" for i in range(size) if i % 3]
+    assert report.stored == len(expected) and report.duplicates == len(mixed) - len(expected)
+    assert store.count("lab") == first.stored + report.stored == size

@@ -156,7 +156,7 @@ class Catcher:
             quarantined=len(prepared.quarantine),
             filtered=prepared.filtered,
             collapsed=prepared.collapsed,
-            stored_records=[r for r in prepared.records if r[R_MESSAGE_ID] in stored_ids],
+            stored_records=_first_of_each(prepared.records, stored_ids),
         )
         if prepared.quarantine:
             log.warning(
@@ -168,3 +168,14 @@ class Catcher:
 
     def _size_reason(self, body: bytes) -> str:
         return f"event of {len(body)} bytes exceeds max_event_bytes={self.max_bytes}"
+
+
+def _first_of_each(records: list[Record], stored_ids: set[str]) -> list[Record]:
+    """The stored records in input order, a message repeated inside the batch once (it was stored once)."""
+    out = []
+    for record in records:
+        message_id = record[R_MESSAGE_ID]
+        if message_id in stored_ids:
+            stored_ids.discard(message_id)
+            out.append(record)
+    return out
