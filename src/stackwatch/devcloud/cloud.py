@@ -7,105 +7,38 @@ wipes the state dir and starts every service afresh; ``up`` on a healthy running
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import secrets
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
-from stackwatch.devcloud import catalog, installer, postgres, proc, rabbit, render, services, spec, swift
+from stackwatch.devcloud import (
+    bootstrap,
+    catalog,
+    installer,
+    postgres,
+    proc,
+    rabbit,
+    render,
+    services,
+    spec,
+    state,
+    swift,
+)
 from stackwatch.devcloud.errors import DevcloudError, PrerequisiteError, ServiceError
 from stackwatch.devcloud.layout import CLOUD_NAME, HOST, REGION, Layout
+from stackwatch.devcloud.state import DevCloud, ServiceStatus, Status
 
 Report = Callable[[str], None]
 
 
-@dataclass(frozen=True)
-class DevCloud:
-    """What a client needs: clouds.yaml + cloud name, the AMQP URL, endpoints, and where things are."""
-
-    home: Path
-    state: Path
-    logs: Path
-    clouds_yaml: Path
-    cloud: str
-    auth_url: str
-    amqp_url: str
-    region: str
-    endpoints: dict[str, str] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-    services: list[str] = field(default_factory=list)  # optional services running (e.g. ["swift"])
-
-    def env(self) -> dict[str, str]:
-        return {"OS_CLIENT_CONFIG_FILE": str(self.clouds_yaml), "OS_CLOUD": self.cloud}
-
-    def connect(self):  # -> openstack.connection.Connection
-        """An openstacksdk connection to this devcloud (clouds.yaml only; OS_* variables are ignored)."""
-        import openstack.config
-        import openstack.connection
-
-        config = openstack.config.OpenStackConfig(config_files=[str(self.clouds_yaml)], load_envvars=False)
-        return openstack.connection.Connection(config=config.get_one(cloud=self.cloud))
-
-    def to_json(self) -> dict:
-        d = asdict(self)
-        return {k: str(v) if isinstance(v, Path) else v for k, v in d.items()}
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    pid: int | None
-    running: bool
-    url: str | None
-    http_status: int | None
-    log: str
-
-    @property
-    def ok(self) -> bool:
-        return self.running and (self.url is None or self.http_status is not None)
-
-
-@dataclass(frozen=True)
-class Status:
-    services: tuple[ServiceStatus, ...]
-    cloud: DevCloud | None
-
-    @property
-    def up(self) -> bool:
-        return bool(self.services) and all(s.ok for s in self.services) and self.cloud is not None
-
-    @property
-    def any_running(self) -> bool:
-        return any(s.running for s in self.services)
-
-
 def _layout(layout: Layout | None) -> Layout:
     return layout or Layout()
-
-
-def _info_file(layout: Layout) -> Path:
-    return layout.state / "devcloud.json"
-
-
-def _load_info(layout: Layout) -> DevCloud | None:
-    try:
-        d = json.loads(_info_file(layout).read_text())
-    except (OSError, ValueError):
-        return None
-    for k in ("home", "state", "logs", "clouds_yaml"):
-        d[k] = Path(d[k])
-    return DevCloud(**d)
 
 
 def status(layout: Layout | None = None) -> Status:
@@ -146,7 +79,7 @@ def status(layout: Layout | None = None) -> Status:
             url = svc.url(layout)
             code = proc.http_status(url) if (running and url) else None
             rows.append(ServiceStatus(svc.name, pid, running, url, code, svc.log(layout)))
-    return Status(tuple(rows), _load_info(layout))
+    return Status(tuple(rows), state.load_info(layout))
 
 
 def down(layout: Layout | None = None, report: Report = lambda _m: None) -> list[str]:
@@ -173,7 +106,7 @@ def down(layout: Layout | None = None, report: Report = lambda _m: None) -> list
         stopped.append(name)
         report(f"stopped {name}")
     if layout.etc.exists():
-        _info_file(layout).unlink(missing_ok=True)
+        state.info_file(layout).unlink(missing_ok=True)
     return stopped
 
 
@@ -210,113 +143,6 @@ def _wipe(layout: Layout) -> None:
     layout.state.chmod(0o711 if os.geteuid() == 0 else 0o700)
 
 
-def _manage(
-    layout: Layout, venv: str, argv: list[str], log_name: str, what: str, env: dict[str, str] | None = None
-) -> None:
-    log = layout.logs / log_name
-    with log.open("ab") as out:
-        out.write(f"$ {' '.join(argv)}\n".encode())
-        out.flush()
-        res = subprocess.run(
-            [str(layout.bin(venv, argv[0])), *argv[1:]],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-            cwd=layout.state,
-        )
-    if res.returncode != 0:
-        raise ServiceError(what, f"`{' '.join(argv[:3])} ...` exited {res.returncode}", str(log))
-
-
-def _keystone_db(layout: Layout, admin_password: str) -> None:
-    conf = ["--config-file", str(layout.etc / "keystone" / "keystone.conf")]
-    km = ["keystone-manage", *conf]
-    _manage(layout, "keystone", km + ["db_sync"], "keystone-manage.log", "keystone")
-    # what `keystone-manage fernet_setup` / `credential_setup` write (key 0 staged, key 1 primary), without
-    # two more keystone-manage start-ups (about 4 s each on 2 busy cores)
-    for repo in ("fernet-keys", "credential-keys"):
-        _key_repository(layout.data / "keystone" / repo)
-    url = layout.auth_url + "/"
-    _manage(
-        layout,
-        "keystone",
-        km
-        + [
-            "bootstrap",
-            "--bootstrap-password",
-            admin_password,
-            "--bootstrap-admin-url",
-            url,
-            "--bootstrap-internal-url",
-            url,
-            "--bootstrap-public-url",
-            url,
-            "--bootstrap-region-id",
-            REGION,
-        ],
-        "keystone-manage.log",
-        "keystone",
-    )
-
-
-def _key_repository(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    path.chmod(0o700)
-    for index in ("0", "1"):
-        fd = os.open(path / index, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(base64.urlsafe_b64encode(os.urandom(32)))
-
-
-def _glance_db(layout: Layout) -> None:
-    _manage(
-        layout,
-        "glance",
-        ["glance-manage", "--config-file", str(layout.etc / "glance" / "glance-api.conf"), "db_sync"],
-        "glance-manage.log",
-        "glance-api",
-        env={"OS_GLANCE_CONFIG_DIR": str(layout.etc / "glance")},
-    )
-
-
-def _neutron_db(layout: Layout) -> None:
-    _manage(
-        layout,
-        "neutron",
-        [
-            "neutron-db-manage",
-            "--config-file",
-            str(layout.etc / "neutron" / "neutron.conf"),
-            "--config-file",
-            str(layout.etc / "neutron" / "ml2_conf.ini"),
-            "upgrade",
-            "heads",
-        ],
-        "neutron-db-manage.log",
-        "neutron-api",
-    )
-
-
-def _nova_db(layout: Layout) -> None:
-    _manage(
-        layout,
-        "nova",
-        ["placement-manage", "--config-file", str(layout.etc / "placement" / "placement.conf"), "db", "sync"],
-        "placement-manage.log",
-        "placement-api",
-    )
-    nm = ["nova-manage", "--config-file", str(layout.etc / "nova" / "nova.conf")]
-    cell0 = f"postgresql+psycopg2://postgres@{HOST}:{layout.ports.pg}/nova_cell0"
-    for args in (
-        ["api_db", "sync"],
-        ["cell_v2", "map_cell0", "--database_connection", cell0],
-        ["cell_v2", "create_cell", "--name=cell1"],
-        ["db", "sync"],
-    ):
-        _manage(layout, "nova", nm + args, "nova-manage.log", "nova")
-
-
 def _start(layout: Layout, svc: services.Service) -> int:
     log = layout.logs / (f"{svc.name}-uwsgi.log" if svc.uwsgi else f"{svc.name}.out")
     return proc.spawn(svc.argv(layout), log, layout.run / f"{svc.name}.pid", cwd=layout.state)
@@ -338,60 +164,6 @@ def _wait_http(layout: Layout, svc: services.Service, timeout: float) -> None:
 
     if not proc.wait_until(ready, timeout, interval=0.25):
         raise ServiceError(svc.name, f"{url} did not answer within {timeout:.0f} s", svc.log(layout))
-
-
-def _compute_registered(layout: Layout) -> bool:
-    """nova-compute wrote its compute node, placement has its provider, and the host is mapped to cell1.
-
-    The scheduler's periodic discovery (every 5 s in nova.conf) was seen to take 30 s after the node
-    appeared, so once the node and its provider exist this runs ``nova-manage cell_v2 discover_hosts``.
-    """
-    host = "compute1"
-
-    def mapped() -> bool:
-        sql = f"SELECT host FROM host_mappings WHERE host = '{host}'"
-        return bool(postgres.psql(layout, sql, db="nova_api").strip())
-
-    if mapped():
-        return True
-    node = postgres.psql(
-        layout, f"SELECT count(*) FROM compute_nodes WHERE host = '{host}' AND deleted = 0", db="nova"
-    ).strip()
-    rp = postgres.psql(layout, "SELECT count(*) FROM resource_providers", db="placement").strip()
-    if node in ("", "0") or rp in ("", "0"):
-        return False
-    _manage(
-        layout,
-        "nova",
-        ["nova-manage", "--config-file", str(layout.etc / "nova" / "nova.conf"), "cell_v2", "discover_hosts"],
-        "nova-manage.log",
-        "nova-compute",
-    )
-    return mapped()
-
-
-def _write_clouds_yaml(layout: Layout, admin_password: str) -> None:
-    doc = {
-        "clouds": {
-            CLOUD_NAME: {
-                "auth": {
-                    "auth_url": layout.auth_url,
-                    "username": "admin",
-                    "password": admin_password,
-                    "project_name": "admin",
-                    "user_domain_name": "Default",
-                    "project_domain_name": "Default",
-                },
-                "region_name": REGION,
-                "interface": "public",
-                "identity_api_version": 3,
-            }
-        }
-    }
-    fd = os.open(layout.clouds_yaml, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write("# written by `stackwatch devcloud up`; replaced (new password) by every clean start\n")
-        yaml.safe_dump(doc, f, sort_keys=False)
 
 
 def _optional(names: Collection[str]) -> tuple[str, ...]:
@@ -417,16 +189,6 @@ def install(layout: Layout | None = None, report: Report = lambda _m: None, serv
     return layout.venvs
 
 
-def _admin_password(layout: Layout) -> str:
-    """The running devcloud's admin password, from its clouds.yaml (the only place it is kept)."""
-    doc = yaml.safe_load(layout.clouds_yaml.read_text())
-    return doc["clouds"][CLOUD_NAME]["auth"]["password"]
-
-
-def _save_info(layout: Layout, info: DevCloud) -> None:
-    _info_file(layout).write_text(json.dumps(info.to_json(), indent=2))
-
-
 def _add_swift(layout: Layout, info: DevCloud, report: Report, timeout: float) -> DevCloud:
     """Start Swift beside a running healthy devcloud (``up --with swift`` after a plain ``up``): Swift keeps
     no state shared with the other services, so they need no restart (and lose no servers or images)."""
@@ -437,7 +199,7 @@ def _add_swift(layout: Layout, info: DevCloud, report: Report, timeout: float) -
     try:
         password = swift.prepare(layout)
         swift.spawn(layout)
-        catalog.register_swift(layout, _admin_password(layout), password)
+        catalog.register_swift(layout, state.read_admin_password(layout), password)
         swift.wait(layout, timeout)
     except BaseException:
         report("swift start failed; stopping the Swift servers (the rest of devcloud keeps running)")
@@ -455,7 +217,7 @@ def _add_swift(layout: Layout, info: DevCloud, report: Report, timeout: float) -
             "services": sorted({*info.services, "swift"}),
         }
     )
-    _save_info(layout, new)
+    state.save_info(layout, new)
     return new
 
 
@@ -467,9 +229,9 @@ def remove(name: str, layout: Layout | None = None, report: Report = lambda _m: 
     (name,) = _optional(name)
     for stopped in swift.stop(layout):
         report(f"stopped {stopped}")
-    info = _load_info(layout)
+    info = state.load_info(layout)
     if layout.clouds_yaml.is_file() and proc.port_open(layout.ports.keystone):
-        catalog.unregister_swift(layout, _admin_password(layout))
+        catalog.unregister_swift(layout, state.read_admin_password(layout))
     for d in (layout.swift_etc, layout.swift_devices):
         if d.exists():
             shutil.rmtree(d)
@@ -479,7 +241,7 @@ def remove(name: str, layout: Layout | None = None, report: Report = lambda _m: 
     timings = {k: v for k, v in info.timings.items() if not k.startswith(name)}
     services = [s for s in info.services if s != name]
     new = DevCloud(**{**info.__dict__, "endpoints": endpoints, "timings": timings, "services": services})
-    _save_info(layout, new)
+    state.save_info(layout, new)
     return new
 
 
@@ -545,7 +307,7 @@ def up(
                 wait_futures([swift_started])  # its processes have PID files only once it is done
             down(layout)
             raise
-    _write_clouds_yaml(layout, admin_password)
+    state.write_clouds_yaml(layout, admin_password)
     p = layout.ports
     info = DevCloud(
         home=layout.home,
@@ -567,19 +329,19 @@ def up(
         timings=timings,
         services=list(optional),
     )
-    _save_info(layout, info)
+    state.save_info(layout, info)
     mark("ready", "devcloud up")
     return DevCloud(**{**info.__dict__, "timings": dict(timings)})
 
 
 def _start_all(layout: Layout, admin_password: str, service_password: str, mark, timeout: float) -> None:
     with ThreadPoolExecutor(max_workers=5) as pool:
-        keystone_db = pool.submit(_keystone_db, layout, admin_password)  # SQLite: needs nothing else
-        glance_db = pool.submit(_glance_db, layout)  # SQLite too
+        keystone_db = pool.submit(bootstrap.keystone_db, layout, admin_password)  # SQLite: needs nothing else
+        glance_db = pool.submit(bootstrap.glance_db, layout)  # SQLite too
         rab = pool.submit(rabbit.start, layout)
         postgres.start(layout)
         mark("postgres", "postgresql up")
-        syncs = [glance_db, pool.submit(_neutron_db, layout), pool.submit(_nova_db, layout)]
+        syncs = [glance_db, pool.submit(bootstrap.neutron_db, layout), pool.submit(bootstrap.nova_db, layout)]
         keystone_db.result()
         mark("keystone_db", "keystone database bootstrapped")
         _start(layout, services.KEYSTONE)
@@ -606,7 +368,7 @@ def _start_all(layout: Layout, admin_password: str, service_password: str, mark,
         for svc in services.NOVA_WORKERS:
             if not proc.alive(proc.read_pid(layout.run / f"{svc.name}.pid")):
                 raise ServiceError(svc.name, "process exited during start", svc.log(layout))
-        return _compute_registered(layout)
+        return bootstrap.compute_registered(layout)
 
     if not proc.wait_until(registered, timeout, interval=1.0):
         raise ServiceError(
