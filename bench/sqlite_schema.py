@@ -29,7 +29,7 @@ from ingest import build_events  # noqa: E402
 from stackwatch.config.settings import EventsConfig, FloodConfig, ProviderConfig  # noqa: E402
 from stackwatch.events.catcher import Catcher  # noqa: E402
 from stackwatch.events.model import RawMessage  # noqa: E402
-from stackwatch.store.events import _INSERT_COLUMNS, _SQLITE_INSERT, RECORD_COLUMNS, sqlite_ready  # noqa: E402
+from stackwatch.store.events import _INSERT_COLUMNS, _SQLITE_INSERT, RECORD_COLUMNS, times_as_text  # noqa: E402
 
 COLUMNS = (*RECORD_COLUMNS, "sort_time", "collapsed_count")
 TABLE = f"CREATE TABLE events (id INTEGER PRIMARY KEY, {', '.join(c + ' TEXT' for c in COLUMNS)})"
@@ -91,7 +91,7 @@ def main() -> None:
     rows: list[list[object]] = []
     for start in range(0, len(bodies), 1000):
         prepared = catcher.prepare([RawMessage(body=b) for b in bodies[start : start + 1000]])
-        rows += sqlite_ready(prepared.records)  # the times as the store writes them
+        rows += times_as_text(prepared.records, "sqlite")  # the times as the store writes them
     n = len(rows)
     print(f"{n} rows from the real sample shapes; {args.runs} runs per layout and statement, best shown")
     with tempfile.TemporaryDirectory() as tmp:

@@ -317,31 +317,36 @@ _SQLITE_INSERT = (
 )
 
 
-def _sqlite_time(value: datetime | str | None, cache: dict[datetime, str]) -> str | None:
-    """The text form SQLAlchemy's SQLite DATETIME reads back (naive UTC); a batch shares its receive time."""
+def _time_text(value: datetime | str | None, pg: bool, cache: dict[datetime, str]) -> str | None:
+    """SQLite: the naive UTC text SQLAlchemy's DATETIME reads back; PostgreSQL: ISO 8601 with its offset.
+    A batch shares its receive time, so it is formatted once."""
     if value is None or type(value) is str:  # None, or formatted already (by a store process's parent)
         return value
     text = cache.get(value)
     if text is None:
         utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-        text = cache[value] = utc.isoformat(" ", "microseconds")[:26]
+        text = cache[value] = utc.isoformat() if pg else utc.isoformat(" ", "microseconds")[:26]
     return text
 
 
-def sqlite_ready(records: list[Record]) -> list[Record]:
-    """The records with their times as SQLite text: copies where a time needed formatting (the records
-    themselves stay as they are, the catcher still reads them), the record itself where none did."""
+def times_as_text(records: list[Record], dialect: str) -> list[Record]:
+    """The records with their times as text for `dialect`: copies where a time needed formatting (the
+    records themselves stay as they are, the catcher still reads them), the record itself where none did.
+
+    SQLite needs text; PostgreSQL takes datetimes, but a store process's parent formats them anyway: a
+    pickled datetime carries its time zone object with it, text is one string (bench/RESULTS.md)."""
+    pg = dialect == "postgresql"
     out: list[Record] = []
     append = out.append
     cache: dict[datetime, str] = {}
     for record in records:
         ts, received = record[R_TIMESTAMP], record[R_RECEIVED_AT]
-        if type(ts) is str and type(received) is str:
+        if (ts is None or type(ts) is str) and type(received) is str:
             append(record)
             continue
         record = record.copy()
-        record[R_TIMESTAMP] = _sqlite_time(ts, cache)
-        record[R_RECEIVED_AT] = _sqlite_time(received, cache)
+        record[R_TIMESTAMP] = _time_text(ts, pg, cache)
+        record[R_RECEIVED_AT] = _time_text(received, pg, cache)
         append(record)
     return out
 
@@ -355,7 +360,7 @@ def _insert_sqlite(conn, records: list[Record]) -> set[str]:  # noqa: ANN001
     """
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(_SQLITE_INSERT, sqlite_ready(records))
+        cursor.executemany(_SQLITE_INSERT, times_as_text(records, "sqlite"))
         inserted = cursor.rowcount
         if inserted == len(records):
             return {record[1] for record in records}

@@ -28,7 +28,7 @@ from sqlalchemy import Engine
 
 from stackwatch.events.model import Record
 from stackwatch.store.errors import StoreError, StoreUnavailable
-from stackwatch.store.events import EventStore, QuarantineItem, sqlite_ready
+from stackwatch.store.events import EventStore, QuarantineItem, times_as_text
 
 log = logging.getLogger(__name__)
 
@@ -196,8 +196,7 @@ class ProcessEventStore(EventStore):
     def write_rows(
         self, rows: list[Record], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
     ) -> set[str]:
-        if self.dialect == "sqlite":
-            rows = sqlite_ready(rows)  # formatted here, where pickling copies them anyway
+        rows = times_as_text(rows, self.dialect)  # formatted here, where pickling copies them anyway
         return self.writer.write_rows(rows, collapsed, quarantine)
 
     @property
