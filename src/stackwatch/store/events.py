@@ -354,7 +354,8 @@ def times_as_text(records: list[Record], dialect: str) -> list[Record]:
 def _insert_sqlite(conn, records: list[Record]) -> set[str]:  # noqa: ANN001
     """executemany of one INSERT ... ON CONFLICT DO NOTHING on the raw sqlite3 cursor; returns the new ids.
 
-    Cheaper than a multi-row VALUES ... RETURNING (bench/RESULTS.md). Which rows were new follows from
+    As cheap as the multi-row VALUES ... RETURNING it replaced (`bench/sqlite_schema.py`: 49.1 vs 49.7 us CPU
+    per row) without chunking under SQLite's bound-parameter limit. Which rows were new follows from
     SQLite's rowids: inside one write transaction each inserted row gets max(rowid) + 1, so the `rowcount`
     rows inserted are the rowids up to `last_insert_rowid()`; all new (the usual case) needs no query.
     """
