@@ -294,7 +294,7 @@ class Converter:
             record[R_USER_ID] = _context_value(ctx, "user_id", "user")
         record[R_REQUEST_ID] = _context_value(ctx, "request_id", "global_request_id")
         record[:8] = (
-            provider, note.message_id or stable_message_id(doc), source, event_type, note.timestamp,
+            note.message_id or stable_message_id(doc), provider, source, event_type, note.timestamp,
             received_at or datetime.now(UTC), note.publisher_id, note.priority,
         )
         record[R_GROUP] = group

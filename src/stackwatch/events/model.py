@@ -66,28 +66,12 @@ EVENT_JSON_FIELDS: tuple[str, ...] = (
 )
 
 
-#: The fields of a record, in order: the contract's fields; the store derives its sort time from them.
-RECORD_FIELDS: tuple[str, ...] = (
-    "provider",
-    "message_id",
-    "source",
-    "event_type",
-    "timestamp",
-    "received_at",
-    "publisher_id",
-    "priority",
-    "project_id",
-    "user_id",
-    "request_id",
-    *REF_FIELDS,
-    "group",
-    "level",
-    "payload",
-)
+#: The fields of a record, in order: the contract's, as its JSON lists them; the store derives its sort time.
+RECORD_FIELDS: tuple[str, ...] = EVENT_JSON_FIELDS
 #: A record: what `Converter.record` returns and `EventStore.write_records` takes (see the module docstring).
 Record = list[Any]
 RECORD_INDEX: dict[str, int] = {name: index for index, name in enumerate(RECORD_FIELDS)}
-R_PROVIDER, R_MESSAGE_ID, R_SOURCE, R_EVENT_TYPE, R_TIMESTAMP, R_RECEIVED_AT = range(6)
+R_MESSAGE_ID, R_PROVIDER, R_SOURCE, R_EVENT_TYPE, R_TIMESTAMP, R_RECEIVED_AT = range(6)
 R_PROJECT_ID = RECORD_INDEX["project_id"]
 R_USER_ID = RECORD_INDEX["user_id"]
 R_REQUEST_ID = RECORD_INDEX["request_id"]

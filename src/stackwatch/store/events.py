@@ -20,7 +20,17 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from stackwatch.events.model import R_PAYLOAD, R_RECEIVED_AT, R_TIMESTAMP, RECORD_FIELDS, REF_FIELDS, Event, Record
+from stackwatch.events.model import (
+    R_MESSAGE_ID,
+    R_PAYLOAD,
+    R_PROVIDER,
+    R_RECEIVED_AT,
+    R_TIMESTAMP,
+    RECORD_FIELDS,
+    REF_FIELDS,
+    Event,
+    Record,
+)
 from stackwatch.store.errors import StoreError, StoreUnavailable
 from stackwatch.store.models import EventRow, MonitorCursorRow, QuarantineRow
 
@@ -124,7 +134,7 @@ class EventStore:
         result = WriteResult(quarantined=len(quarantine))
         unique: dict[tuple[str, str], Record] = {}
         for record in records:
-            unique.setdefault((record[0], record[1]), record)
+            unique.setdefault((record[R_PROVIDER], record[R_MESSAGE_ID]), record)
         result.duplicates = len(records) - len(unique)
         stored = self.write_rows(list(unique.values()), collapsed or {}, list(quarantine))
         result.stored = [key[1] for key in unique if key[1] in stored]
@@ -364,7 +374,7 @@ def _insert_sqlite(conn, records: list[Record]) -> set[str]:  # noqa: ANN001
         cursor.executemany(_SQLITE_INSERT, times_as_text(records, "sqlite"))
         inserted = cursor.rowcount
         if inserted == len(records):
-            return {record[1] for record in records}
+            return {record[R_MESSAGE_ID] for record in records}
         if inserted <= 0:
             return set()
         last = cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
