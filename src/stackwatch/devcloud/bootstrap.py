@@ -49,8 +49,6 @@ def keystone_db(layout: Layout, admin_password: str) -> None:
         km
         + [
             "bootstrap",
-            "--bootstrap-password",
-            admin_password,
             "--bootstrap-admin-url",
             url,
             "--bootstrap-internal-url",
@@ -62,6 +60,9 @@ def keystone_db(layout: Layout, admin_password: str) -> None:
         ],
         "keystone-manage.log",
         "keystone",
+        # by the environment, not argv: argv goes into the log, and a password starting with "-" (one in 64
+        # of token_urlsafe's) was taken by argparse for an option ("expected one argument")
+        env={"OS_BOOTSTRAP_PASSWORD": admin_password},
     )
 
 
