@@ -140,3 +140,26 @@ def test_failed_start_stops_what_started_and_names_the_service(layout, monkeypat
         cloud.up(layout)
     assert started and not proc.alive(started[0])
     assert not (layout.run / "keystone.pid").exists()
+
+
+def test_keystone_bootstrap_password_goes_by_environment_not_argv(layout):
+    """A token_urlsafe password may start with "-" (argparse then takes it for an option), and argv is
+    logged: keystone-manage must get it from OS_BOOTSTRAP_PASSWORD. A stand-in keystone-manage records what
+    it was given."""
+    from stackwatch.devcloud import bootstrap
+
+    exe = layout.bin("keystone", "keystone-manage")
+    exe.parent.mkdir(parents=True)
+    record = layout.home / "calls"
+    exe.write_text(f'#!/bin/sh\necho "$* | $OS_BOOTSTRAP_PASSWORD" >> {record}\n')
+    exe.chmod(0o755)
+    layout.logs.mkdir(parents=True)
+    layout.state.mkdir(parents=True, exist_ok=True)
+    password = "-Dash1stPassword_x"
+    bootstrap.keystone_db(layout, password)
+    calls = record.read_text().splitlines()
+    boot = [c for c in calls if " bootstrap " in c]
+    assert len(calls) == 2 and len(boot) == 1
+    args, given = boot[0].rsplit(" | ", 1)
+    assert given == password and password not in args
+    assert password not in (layout.logs / "keystone-manage.log").read_text()
