@@ -24,13 +24,12 @@ from stackwatch.events.model import (
     R_REQUEST_ID,
     R_USER_ID,
     RECORD_FIELDS,
-    RECORD_INDEX,
     Event,
     Record,
     payload_text,
 )
 from stackwatch.events.timestamps import TimestampError, parse_timestamp
-from stackwatch.switchboard.routes import CompiledPath, RoutingTable, first_scalar_compiled
+from stackwatch.switchboard.routes import RoutingTable, first_scalar_compiled
 
 MAX_ENVELOPE_DEPTH = 4  # an envelope inside an envelope inside ... is hostile, not OpenStack
 
@@ -250,17 +249,7 @@ class Converter:
 
     def __init__(self, routes: RoutingTable) -> None:
         self.routes = routes
-        self._plans: dict[str, tuple[str, str, tuple[tuple[int, tuple[CompiledPath, ...]], ...]]] = {}
         self._blank: Record = [None] * len(RECORD_FIELDS)
-
-    def _plan(self, event_type: str) -> tuple[str, str, tuple[tuple[int, tuple[CompiledPath, ...]], ...]]:
-        """Group, level and (record index, paths) of each reference, once per event type."""
-        route = self.routes.route(event_type)
-        plan = (route.group, route.level, tuple((RECORD_INDEX[name], paths) for name, paths in route.ref_plan))
-        if len(self._plans) >= 4096:
-            self._plans.clear()
-        self._plans[event_type] = plan
-        return plan
 
     def record(
         self,
@@ -278,14 +267,11 @@ class Converter:
         if note is None:
             note = parse_notification(doc)
         event_type = note.event_type
-        plan = self._plans.get(event_type)
-        if plan is None:
-            plan = self._plan(event_type)
-        group, level, slots = plan
+        route = self.routes.route(event_type)
         payload = note.payload
         view = payload.pop("_view") if note.source_shape == "panko" else payload
         record = self._blank.copy()
-        for index, paths in slots:
+        for index, paths in route.ref_plan:
             record[index] = first_scalar_compiled(view, paths)
         ctx = note.context
         if record[R_PROJECT_ID] is None:
@@ -297,25 +283,15 @@ class Converter:
             note.message_id or stable_message_id(doc), provider, source, event_type, note.timestamp,
             received_at or datetime.now(UTC), note.publisher_id, note.priority,
         )
-        record[R_GROUP] = group
-        record[R_LEVEL] = level
+        record[R_GROUP] = route.group
+        record[R_LEVEL] = route.level
         record[R_PAYLOAD] = payload_text(payload)
         return record
 
-    def convert(
-        self,
-        raw: bytes,
-        provider: str,
-        source: str,
-        received_at: datetime | None = None,
-        doc: Any = None,
-        note: Notification | None = None,
-    ) -> Event:
+    def convert(self, raw: bytes, provider: str, source: str, received_at: datetime | None = None) -> Event:
         """The message as an Event (what `record` builds, with the payload object kept)."""
-        if doc is None:
-            doc = decode_json(raw)
-        if note is None:
-            note = parse_notification(doc)
+        doc = decode_json(raw)
+        note = parse_notification(doc)
         record = self.record(raw, provider, source, received_at, doc=doc, note=note)
         return Event.from_record(record, payload=note.payload)
 

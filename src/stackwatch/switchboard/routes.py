@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from stackwatch.events.model import GROUPS, LEVELS, REF_FIELDS
+from stackwatch.events.model import GROUPS, LEVELS, RECORD_INDEX, REF_FIELDS
 
 OWNER_FIELDS: tuple[str, ...] = ("project_id", "user_id")
 REF_NAMES: frozenset[str] = frozenset(REF_FIELDS + OWNER_FIELDS)
@@ -46,8 +46,9 @@ class Route:
     refresh: tuple[str, ...] = ()
     ref_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
     target_paths: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    #: ref_paths with every path already split: the converter's per-event loop parses nothing
-    ref_plan: tuple[tuple[str, tuple[CompiledPath, ...]], ...] = ()
+    #: ref_paths as (index in an event record, paths already split): the converter's per-event loop
+    #: parses and looks up nothing
+    ref_plan: tuple[tuple[int, tuple[CompiledPath, ...]], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,9 @@ class RoutingTable:
             refresh=chosen.get("refresh", ()),
             ref_paths=refs,
             target_paths=targets,
-            ref_plan=tuple((name, tuple(compile_path(p) for p in paths)) for name, paths in refs.items()),
+            ref_plan=tuple(
+                (RECORD_INDEX[name], tuple(compile_path(p) for p in paths)) for name, paths in refs.items()
+            ),
         )
 
     def is_routed(self, event_type: str) -> bool:
