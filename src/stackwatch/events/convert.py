@@ -141,9 +141,10 @@ def _priority(value: Any) -> str | None:
     text = _opt_str(value, "priority")
     if not text:
         return None
+    priority = text.upper()[:16]
     if len(_PRIORITIES) < 64:
-        _PRIORITIES[value] = text.upper()[:16]
-    return text.upper()[:16]
+        _PRIORITIES[value] = priority
+    return priority
 
 
 def _from_listener(doc: dict[str, Any]) -> Notification:
