@@ -55,11 +55,12 @@ def _notifier(exchange: str, driver: str, topic: str, publisher: str):  # noqa: 
 
 @pytest.mark.parametrize("driver", ["messagingv2", "messaging"])
 @pytest.mark.parametrize("topic", ["notifications", "versioned_notifications"])
-def test_oslo_notifier_each_stored_once(driver, topic, broker, tag, pg_url, make_provider):
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-deliveries", "pika-deliveries"])
+def test_oslo_notifier_each_stored_once(driver, topic, fast, broker, tag, pg_url, make_provider):
     versioned = topic == "versioned_notifications"
     samples = [s for s in SAMPLES if s.file.startswith("nova_versioned") == versioned]
     services = tuple(sorted({s.exchange for s in samples}))
-    prov = make_provider(services)
+    prov = make_provider(services, fast_deliveries=fast)
     before = _existing_queues()
     store = open_store(pg_url)
     runner = CatcherRunner(AmqpMonitor(prov), Catcher(store, prov)).start()
@@ -78,6 +79,7 @@ def test_oslo_notifier_each_stored_once(driver, topic, broker, tag, pg_url, make
         time.sleep(1.0)  # anything delivered twice would show up now
         assert store.count(prov.name) == total
         wait_for(lambda: runner.monitor.stats()["acked"] == total, 10, what="all acknowledged")
+        assert runner.monitor.stats()["fast_deliveries"] == (total if fast else None)  # which decoder ran
         assert broker.ready(prov.events.amqp["queue"]) == 0
 
         events = store.query(EventQuery(provider=prov.name, limit=10_000))
@@ -108,4 +110,34 @@ def test_oslo_notifier_each_stored_once(driver, topic, broker, tag, pg_url, make
         for transport in transports:
             transport.cleanup()
         # oslo's publisher declares its shared `<topic>.<priority>` queues; remove the ones this test created
+        broker.queues.update(_existing_queues() - before)
+
+
+def test_notifications_larger_than_a_frame_arrive_whole(broker, tag, pg_url, make_provider):
+    """RabbitMQ splits a body over 128 KiB frames; between small ones, a 700 KB notification (a server
+    with a large metadata blob) is reassembled byte for byte."""
+    prov = make_provider(("nova",))
+    before = _existing_queues()
+    store = open_store(pg_url)
+    runner = CatcherRunner(AmqpMonitor(prov), Catcher(store, prov)).start()
+    transport = None
+    try:
+        assert runner.monitor.connected.wait(15), runner.monitor.stats()
+        transport, notifier = _notifier(f"{tag}-nova", "messagingv2", "notifications", "compute.host1")
+        blob = "".join(f"{i:08x}" for i in range(700_000 // 8))
+        for i in range(5):
+            payload = {"instance_id": f"vm-{i}", "metadata": {"blob": blob if i % 2 else "small"}}
+            notifier.info(_context(), "compute.instance.update", payload)
+        wait_for(lambda: store.count(prov.name) >= 5, 30, what="5 events stored")
+        events = store.query(EventQuery(provider=prov.name, limit=10))
+        assert sorted(e.vm_ref for e in events) == [f"vm-{i}" for i in range(5)]
+        for ev in events:
+            assert ev.payload["metadata"]["blob"] == (blob if ev.vm_ref in ("vm-1", "vm-3") else "small")
+        assert runner.monitor.stats()["fast_deliveries"] == 5
+        assert store.quarantine_count(prov.name) == 0
+    finally:
+        runner.stop()
+        store.dispose()
+        if transport is not None:
+            transport.cleanup()
         broker.queues.update(_existing_queues() - before)
