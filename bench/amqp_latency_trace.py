@@ -75,7 +75,7 @@ def main() -> None:
         store = bench.open_bench_store(url, args.writer)
         prov = bench.provider("trace", exchange, queue, args.amqp)
         catcher = TimedCatcher(store, prov)
-        runner = CatcherRunner(AmqpMonitor(prov), catcher).start()
+        runner = CatcherRunner(AmqpMonitor(prov), catcher, writers=store.concurrent_writers).start()  # as build_runner
         assert runner.monitor.connected.wait(10)
         time.sleep(2)
         out = tempfile.mktemp(suffix=".json")
