@@ -103,31 +103,18 @@ class DeliveryDecoder:
             raise exceptions.InvalidFrameError("Basic.Deliver frame too short")
         (tag,) = _DELIVERY_TAG.unpack_from(buf, p)
         # content header: class, weight, body size, then properties stackwatch does not use
-        if size - end < 7:
+        q = self._frame_end(buf, end, size, _HEADER, "content header")
+        if q < 0:
             return -1
-        kind, channel, length = _FRAME_HEAD.unpack_from(buf, end)
-        if kind != _HEADER or channel != self.channel_number:
-            raise exceptions.InvalidFrameError(f"frame type {kind} on channel {channel} where a content header was due")
-        q = end + 8 + length
-        if q > size:
-            return -1
-        if buf[q - 1] != _END:
-            raise exceptions.InvalidFrameError("Invalid FRAME_END marker")
-        if length < 12:
+        if q - end - 8 < 12:
             raise exceptions.InvalidFrameError("content header frame too short")
         (remaining,) = _BODY_SIZE.unpack_from(buf, end + 11)
         parts = []
         while remaining > 0:
-            if size - q < 7:
+            body_end = self._frame_end(buf, q, size, _BODY, "body frame")
+            if body_end < 0:
                 return -1
-            kind, channel, length = _FRAME_HEAD.unpack_from(buf, q)
-            if kind != _BODY or channel != self.channel_number:
-                raise exceptions.InvalidFrameError(f"frame type {kind} on channel {channel} where a body frame was due")
-            body_end = q + 8 + length
-            if body_end > size:
-                return -1
-            if buf[body_end - 1] != _END:
-                raise exceptions.InvalidFrameError("Invalid FRAME_END marker")
+            length = body_end - q - 8
             if length > remaining:
                 raise exceptions.InvalidFrameError("body frame longer than the content header announced")
             parts.append(buf[q + 7:body_end - 1])
@@ -138,3 +125,17 @@ class DeliveryDecoder:
         self.deliveries += 1
         self.on_delivery(tag, body)
         return q
+
+    def _frame_end(self, buf: bytes, at: int, size: int, kind: int, what: str) -> int:
+        """Where the `kind` frame of this channel starting at `at` ends; -1 while it has not fully arrived."""
+        if size - at < 7:
+            return -1
+        got, channel, length = _FRAME_HEAD.unpack_from(buf, at)
+        if got != kind or channel != self.channel_number:
+            raise exceptions.InvalidFrameError(f"frame type {got} on channel {channel} where a {what} was due")
+        end = at + 8 + length
+        if end > size:
+            return -1
+        if buf[end - 1] != _END:
+            raise exceptions.InvalidFrameError("Invalid FRAME_END marker")
+        return end
