@@ -43,12 +43,11 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 _STOP = object()
+_PRECONDITION_FAILED = 406
 
 
 def _nothing() -> None:
     pass
-
-_PRECONDITION_FAILED = 406
 
 
 def _section(provider: ProviderConfig) -> dict[str, Any] | None:
