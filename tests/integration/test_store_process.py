@@ -139,3 +139,90 @@ def test_a_child_killed_with_two_requests_in_flight_fails_both_then_recovers(pst
     stored_before = pstore.count("lab")
     again = sum(catcher.catch(b).stored for b in big)  # the retries a monitor would make
     assert pstore.count("lab") == 6000 == stored_before + again
+
+
+# -- group commit: requests that queued up share one transaction (process._write_group) ------------------
+def _rows(catcher: Catcher, ids: list[int]) -> list[list[object]]:
+    return catcher.prepare([RawMessage(body=_event_body(i)) for i in ids]).records
+
+
+def _count_commits(store) -> list[int]:  # noqa: ANN001
+    from sqlalchemy import event
+
+    commits = [0]
+    event.listen(store.engine, "commit", lambda _conn: commits.__setitem__(0, commits[0] + 1))
+    return commits
+
+
+def test_queued_requests_share_one_transaction_and_each_gets_its_own_ids(store):
+    from stackwatch.store.process import _write_group
+
+    catcher = Catcher(store, ProviderConfig(name="lab"))
+    commits = _count_commits(store)
+    replies = _write_group(store, [(_rows(catcher, [1, 2]), {}, []), (_rows(catcher, [3, 4, 5]), {}, [])])
+    assert replies == [("ok", {"m-1", "m-2"}), ("ok", {"m-3", "m-4", "m-5"})]
+    assert commits[0] == 1 and store.count("lab") == 5
+
+
+def test_a_redelivery_in_the_next_request_is_still_its_duplicate(store):
+    """m-2 in both requests: stored once, new for the first request only (the switchboard handles it once)."""
+    from stackwatch.store.process import _write_group
+
+    catcher = Catcher(store, ProviderConfig(name="lab"))
+    replies = _write_group(store, [(_rows(catcher, [1, 2]), {}, []), (_rows(catcher, [2, 3]), {}, [])])
+    assert replies == [("ok", {"m-1", "m-2"}), ("ok", {"m-3"})]
+    assert store.count("lab") == 3
+
+
+def test_a_bad_request_fails_alone_and_the_others_are_stored(store):
+    from stackwatch.store.process import _write_group
+
+    catcher = Catcher(store, ProviderConfig(name="lab"))
+    bad = QuarantineItem("lab", "ingest", "reason", b"raw", received_at=None)  # type: ignore[arg-type]
+    replies = _write_group(store, [
+        (_rows(catcher, [1]), {}, []), (_rows(catcher, [2]), {}, [bad]), (_rows(catcher, [3]), {}, []),
+    ])
+    assert [status for status, _ in replies] == ["ok", "error", "ok"]
+    assert replies[0][1] == {"m-1"} and replies[2][1] == {"m-3"}
+    assert store.count("lab") == 2 and store.quarantine_count() == 0  # the bad request stored nothing
+
+
+def test_an_unreachable_database_fails_every_request_of_the_group():
+    from stackwatch.store.process import _write_group
+
+    store = open_store("postgresql://nobody@127.0.0.1:1/none", migrate=False)
+    try:
+        catcher = Catcher(store, ProviderConfig(name="lab"))
+        replies = _write_group(store, [(_rows(catcher, [1]), {}, []), (_rows(catcher, [2]), {}, [])])
+        assert [status for status, _ in replies] == ["unavailable", "unavailable"]
+    finally:
+        store.dispose()
+
+
+def test_collapsed_counts_of_a_group_are_added_together(store):
+    from stackwatch.store.process import _write_group
+
+    catcher = Catcher(store, ProviderConfig(name="lab"))
+    assert _write_group(store, [(_rows(catcher, [1]), {}, [])]) == [("ok", {"m-1"})]
+    replies = _write_group(store, [
+        (_rows(catcher, [2]), {("lab", "m-1"): 3}, []), (_rows(catcher, [3]), {("lab", "m-1"): 4}, []),
+    ])
+    assert replies == [("ok", {"m-2"}), ("ok", {"m-3"})]
+    assert store.collapsed_count("m-1", "lab") == 7
+
+
+def test_the_child_takes_what_queued_up_as_one_group_and_stops_at_a_control_message():
+    import multiprocessing
+
+    from stackwatch.store.process import _MAX_GROUP, _dumps, _next_requests
+
+    parent, child = multiprocessing.Pipe()
+    requests = [([[f"row-{i}"]], {}, []) for i in range(_MAX_GROUP + 3)]
+    for request in requests[:2]:
+        parent.send_bytes(_dumps(request))
+    parent.send_bytes(_dumps("ping"))
+    for request in requests[2:]:
+        parent.send_bytes(_dumps(request))
+    assert _next_requests(child) == (requests[:2], "ping")  # the writes, then the ping answered after them
+    assert _next_requests(child) == (requests[2 : 2 + _MAX_GROUP], None)  # bounded
+    assert _next_requests(child) == (requests[-1:], None)
