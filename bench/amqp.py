@@ -43,6 +43,8 @@ from stackwatch.gctune import tune_for_intake  # noqa: E402
 from stackwatch.store.db import open_store  # noqa: E402
 from tests.amqp.corpus import envelope_bodies  # noqa: E402
 
+import proc_cpu  # noqa: E402
+
 ROUTING_KEY = "notifications.info"
 
 
@@ -95,13 +97,15 @@ def raw_ceiling(amqp_url: str, queue: str, n: int) -> float:
             channel.stop_consuming()
 
     cpu = time.process_time()
+    machine = proc_cpu.snapshot()
     ch.basic_consume(queue, on_message)
     ch.start_consuming()
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     conn.close()
     # the consumer's own CPU per message: when it is well below wall time per message, the broker is the limit
-    print(f"raw consumer: {cpu / n * 1e6:.1f} us CPU per message, {elapsed / n * 1e6:.1f} us wall per message")
+    print(f"raw consumer: {cpu / n * 1e6:.1f} us CPU per message, {elapsed / n * 1e6:.1f} us wall per message; "
+          f"{proc_cpu.per_message(proc_cpu.spent(machine), n)}")
     return n / elapsed
 
 
@@ -134,6 +138,7 @@ def drain(store_url: str, amqp_url: str, exchange: str, queue: str, n: int, name
         done["t"] = time.perf_counter()
 
     runner = make_runner(writer, store, store_url, prov, on_stored)
+    cpu_before = proc_cpu.snapshot()
     started = time.perf_counter()
     runner.start()
     while done["n"] < n:
@@ -141,6 +146,7 @@ def drain(store_url: str, amqp_url: str, exchange: str, queue: str, n: int, name
         if time.perf_counter() - started > 600:
             raise RuntimeError(f"drain stalled at {done['n']} of {n}")
     elapsed = done["t"] - started
+    cpu = proc_cpu.spent(cpu_before)  # the first ~10 ms after the last commit too: the 5 ms polls see it late
     time.sleep(0.2)  # let the last ack reach the broker
     runner.stop()
     stored = store.count(name)
@@ -149,7 +155,8 @@ def drain(store_url: str, amqp_url: str, exchange: str, queue: str, n: int, name
         raise RuntimeError(f"stored {stored}, expected {n}")
     steady = (n - done["first_n"]) / (done["t"] - done["first_t"])
     return {"rate": n / elapsed, "seconds": elapsed, "batches": runner.stats.batches,
-            "first_batch_after_s": done["first_t"] - started, "rate_after_first_batch": steady}
+            "first_batch_after_s": done["first_t"] - started, "rate_after_first_batch": steady,
+            "cpu": proc_cpu.per_message(cpu, n)}
 
 
 def _steady_publisher(amqp_url: str, exchange: str, rate: int, seconds: float, out_path: str) -> None:

@@ -1,0 +1,48 @@
+"""CPU time per process name on this machine over a stretch of a benchmark (Linux /proc).
+
+A drain shares two cores with RabbitMQ and PostgreSQL; which process spends what per message says which one
+sets the pace. Processes that start and end inside the stretch are missed (a drain's are all long-lived).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from pathlib import Path
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def snapshot() -> dict[int, tuple[str, float]]:
+    """pid -> (name, CPU seconds so far) of every process we may read."""
+    out: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1 : raw.rindex(")")]
+        fields = raw.rsplit(")", 1)[1].split()
+        out[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
+    return out
+
+
+def spent(before: dict[int, tuple[str, float]], own_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds per process name since `before`; this process is named `this process`."""
+    own_pid = own_pid or os.getpid()
+    totals: collections.Counter[str] = collections.Counter()
+    for pid, (name, cpu) in snapshot().items():
+        start = before.get(pid)
+        used = cpu - start[1] if start and start[0] == name else cpu
+        if used > 0:
+            totals["this process" if pid == own_pid else name] += used
+    return dict(totals)
+
+
+def per_message(totals: dict[str, float], messages: int, floor_us: float = 0.5) -> str:
+    """'name 12.3 us, ...' for the processes that spent at least `floor_us` a message, largest first."""
+    parts = [f"{name} {cpu / messages * 1e6:.1f}" for name, cpu in sorted(totals.items(), key=lambda kv: -kv[1])
+             if cpu / messages * 1e6 >= floor_us]
+    return "CPU us per message: " + ", ".join(parts) + f"; all {sum(totals.values()) / messages * 1e6:.1f}"
