@@ -10,7 +10,9 @@ samples in tests/amqp/data, fresh message ids):
 2. stackwatch: the AMQP monitor + runner + catcher draining the same backlog of N into PostgreSQL, then
    into SQLite (rate = N / time from start to the last batch committed and acknowledged);
 3. latency: a publisher process sends at a steady rate; publish-to-stored latency per message (time the
-   batch holding it was committed, minus the time it was published), p50 / p99.
+   batch holding it was committed, minus the time it was published), p50 / p99, into the PostgreSQL
+   table the drain filled.
+Each drain also prints the CPU every process on the machine spent per message (bench/proc_cpu.py).
 Uses its own exchange and queue names (deleted afterwards) and a scratch PostgreSQL database.
 """
 
@@ -34,6 +36,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import proc_cpu  # noqa: E402
+
 from stackwatch.config.settings import ProviderConfig  # noqa: E402
 from stackwatch.events.catcher import Catcher  # noqa: E402
 from stackwatch.events.monitors.amqp import AmqpMonitor  # noqa: E402
@@ -42,8 +46,6 @@ from stackwatch.events.runner import CatcherRunner  # noqa: E402
 from stackwatch.gctune import tune_for_intake  # noqa: E402
 from stackwatch.store.db import open_store  # noqa: E402
 from tests.amqp.corpus import envelope_bodies  # noqa: E402
-
-import proc_cpu  # noqa: E402
 
 ROUTING_KEY = "notifications.info"
 
