@@ -13,9 +13,13 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def snapshot() -> dict[int, tuple[str, float]]:
-    """pid -> (name, CPU seconds so far) of every process we may read."""
-    out: dict[int, tuple[str, float]] = {}
+def snapshot() -> dict[tuple[int, int], tuple[str, float]]:
+    """(pid, start time) -> (name, CPU seconds so far) of every process we may read.
+
+    A kernel worker renames itself after the work queue it serves (kworker/u8:3-writeback, then
+    kworker/u8:3-ext4-rsv-conversion): the start time, not the name, tells a reused pid; the workers are
+    summed as one `kworker`."""
+    out: dict[tuple[int, int], tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -25,19 +29,20 @@ def snapshot() -> dict[int, tuple[str, float]]:
             continue
         name = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw.rsplit(")", 1)[1].split()
-        out[int(entry.name)] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
+        name = "kworker" if name.startswith("kworker/") else name
+        out[int(entry.name), int(fields[19])] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
     return out
 
 
-def spent(before: dict[int, tuple[str, float]], own_pid: int | None = None) -> dict[str, float]:
+def spent(before: dict[tuple[int, int], tuple[str, float]], own_pid: int | None = None) -> dict[str, float]:
     """CPU seconds per process name since `before`; this process is named `this process`."""
     own_pid = own_pid or os.getpid()
     totals: collections.Counter[str] = collections.Counter()
-    for pid, (name, cpu) in snapshot().items():
-        start = before.get(pid)
-        used = cpu - start[1] if start and start[0] == name else cpu
+    for key, (name, cpu) in snapshot().items():
+        start = before.get(key)
+        used = cpu - start[1] if start else cpu
         if used > 0:
-            totals["this process" if pid == own_pid else name] += used
+            totals["this process" if key[0] == own_pid else name] += used
     return dict(totals)
 
 
