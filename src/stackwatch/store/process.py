@@ -132,7 +132,8 @@ class StoreProcess:
     """One child that runs `EventStore.write_rows` for this process; started on first use, restarted after death.
 
     Two writers may each have a request in flight: the child reads the next one as soon as it has answered
-    the last, instead of idling while the parent builds rows. Replies come back in request order; a reader
+    the last, instead of idling while the parent builds rows, and writes requests that queued up meanwhile
+    in one transaction (`_next_requests`). Replies come back in request order; a reader
     thread per child hands each to its caller. Only that reader closes the parent's end of the pipe, after
     the child's end closed: a descriptor is never closed under a read.
     """
