@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 OnDelivery = Callable[[int, bytes], None]
 
 _FRAME_HEAD = struct.Struct(">BHL")  # type, channel, payload size
-_DELIVERY_TAG = struct.Struct(">Q")
-_BODY_SIZE = struct.Struct(">Q")
+_U64 = struct.Struct(">Q")  # a delivery tag; a content header's body size
 _DELIVER = struct.pack(">HH", 60, 60)  # Basic.Deliver's class and method ids
 _METHOD, _HEADER, _BODY, _END = spec.FRAME_METHOD, spec.FRAME_HEADER, spec.FRAME_BODY, spec.FRAME_END
 #: bytes pika reads from the socket at a time (its default, 4 KiB, is two of our messages per read)
@@ -101,14 +100,14 @@ class DeliveryDecoder:
         p += 1 + buf[p]  # consumer tag
         if p + 9 > end - 1:
             raise exceptions.InvalidFrameError("Basic.Deliver frame too short")
-        (tag,) = _DELIVERY_TAG.unpack_from(buf, p)
+        (tag,) = _U64.unpack_from(buf, p)
         # content header: class, weight, body size, then properties stackwatch does not use
         q = self._frame_end(buf, end, size, _HEADER, "content header")
         if q < 0:
             return -1
         if q - end - 8 < 12:
             raise exceptions.InvalidFrameError("content header frame too short")
-        (remaining,) = _BODY_SIZE.unpack_from(buf, end + 11)
+        (remaining,) = _U64.unpack_from(buf, end + 11)
         parts = []
         while remaining > 0:
             body_end = self._frame_end(buf, q, size, _BODY, "body frame")
