@@ -195,11 +195,15 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     time.sleep(3)  # the writer process is up
     out = tempfile.mktemp(suffix=".json")
     proc = mp.get_context("spawn").Process(target=_steady_publisher, args=(amqp_url, exchange, rate, seconds, out))
+    checkpoints = _checkpoints(store_url)
+    cpu_before = proc_cpu.snapshot()
     proc.start()
     proc.join()
     deadline = time.time() + 60
     while sum(len(b) for b, _ in committed) < total and time.time() < deadline:
         time.sleep(0.05)
+    cpu = proc_cpu.per_message(proc_cpu.spent(cpu_before), total)
+    checkpoints = _checkpoints(store_url) - checkpoints
     runner.stop()
     store.dispose()
     sent = dict(orjson.loads(Path(out).read_bytes()))
@@ -213,7 +217,13 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     lat.sort()
     q = statistics.quantiles(lat, n=100)
     return {"count": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1],
-            "mean_batch": len(lat) / max(1, len(committed))}
+            "mean_batch": len(lat) / max(1, len(committed)), "checkpoints": checkpoints, "cpu": cpu}
+
+
+def _checkpoints(pg_url: str) -> int:
+    """PostgreSQL checkpoints so far (timed and requested): one inside the latency phase shows in its tail?"""
+    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+        return sum(conn.execute("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").fetchone())
 
 
 def scratch_pg(pg_url: str) -> tuple[str, str]:

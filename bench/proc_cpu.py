@@ -18,7 +18,8 @@ def snapshot() -> dict[tuple[int, int], tuple[str, float]]:
 
     A kernel worker renames itself after the work queue it serves (kworker/u8:3-writeback, then
     kworker/u8:3-ext4-rsv-conversion): the start time, not the name, tells a reused pid; the workers are
-    summed as one `kworker`."""
+    summed as one `kworker`. PostgreSQL's processes are told apart by role (`postgres: checkpointer`,
+    `postgres: autovacuum worker`, every client connection `postgres: backend`)."""
     out: dict[tuple[int, int], tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -30,8 +31,23 @@ def snapshot() -> dict[tuple[int, int], tuple[str, float]]:
         name = raw[raw.index("(") + 1 : raw.rindex(")")]
         fields = raw.rsplit(")", 1)[1].split()
         name = "kworker" if name.startswith("kworker/") else name
+        if name == "postgres":
+            name = _postgres_role(entry)
         out[int(entry.name), int(fields[19])] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
     return out
+
+
+def _postgres_role(entry: Path) -> str:
+    try:
+        title = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+    except OSError:
+        return "postgres"
+    if not title.startswith("postgres: "):
+        return "postgres"  # the postmaster
+    for known in ("checkpointer", "background writer", "walwriter", "autovacuum", "logical replication"):
+        if known in title:  # "postgres: 15/main: checkpointer" on Debian, "postgres: checkpointer" elsewhere
+            return f"postgres: {known}"
+    return "postgres: backend"
 
 
 def spent(before: dict[tuple[int, int], tuple[str, float]], own_pid: int | None = None) -> dict[str, float]:
