@@ -196,13 +196,15 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     out = tempfile.mktemp(suffix=".json")
     proc = mp.get_context("spawn").Process(target=_steady_publisher, args=(amqp_url, exchange, rate, seconds, out))
     checkpoints = _checkpoints(store_url)
-    cpu_before = proc_cpu.snapshot()
+    cpu_before, steal = proc_cpu.snapshot(), proc_cpu.steal_seconds()
+    phase = time.perf_counter()
     proc.start()
     proc.join()
     deadline = time.time() + 60
     while sum(len(b) for b, _ in committed) < total and time.time() < deadline:
         time.sleep(0.05)
     cpu = proc_cpu.per_message(proc_cpu.spent(cpu_before), total)
+    steal = (proc_cpu.steal_seconds() - steal) / (time.perf_counter() - phase) / (os.cpu_count() or 1)
     checkpoints = _checkpoints(store_url) - checkpoints
     runner.stop()
     store.dispose()
@@ -217,7 +219,8 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     lat.sort()
     q = statistics.quantiles(lat, n=100)
     return {"count": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1],
-            "mean_batch": len(lat) / max(1, len(committed)), "checkpoints": checkpoints, "cpu": cpu}
+            "mean_batch": len(lat) / max(1, len(committed)), "checkpoints": checkpoints,
+            "cpu_stolen_by_other_guests": round(steal, 3), "cpu": cpu}
 
 
 def _checkpoints(pg_url: str) -> int:

@@ -67,3 +67,9 @@ def per_message(totals: dict[str, float], messages: int, floor_us: float = 0.5) 
     parts = [f"{name} {cpu / messages * 1e6:.1f}" for name, cpu in sorted(totals.items(), key=lambda kv: -kv[1])
              if cpu / messages * 1e6 >= floor_us]
     return "CPU us per message: " + ", ".join(parts) + f"; all {sum(totals.values()) / messages * 1e6:.1f}"
+
+
+def steal_seconds() -> float:
+    """CPU time the hypervisor gave to other guests while this one had work (all CPUs, /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return int(fields[8]) / _TICK
