@@ -242,13 +242,18 @@ def drop_pg(pg_url: str, name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def clean_up(amqp_url: str, exchange: str, queue: str, pg_url: str, pg_name: str) -> None:
-    """Delete the run's queue, exchange and scratch database."""
+def delete_queue(amqp_url: str, exchange: str, queue: str) -> None:
+    """Delete a run's queue and exchange (the benches that share this module's set-up use it too)."""
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = conn.channel()
     channel.queue_delete(queue)
     channel.exchange_delete(exchange)
     conn.close()
+
+
+def clean_up(amqp_url: str, exchange: str, queue: str, pg_url: str, pg_name: str) -> None:
+    """Delete the run's queue, exchange and scratch database."""
+    delete_queue(amqp_url, exchange, queue)
     drop_pg(pg_url, pg_name)
 
 

@@ -68,11 +68,7 @@ def main() -> None:
             bench.publish_backlog(args.amqp, exchange, queue, bodies)
             decoded_consumer(args.amqp, queue, bodies)
     finally:
-        conn = pika.BlockingConnection(pika.URLParameters(args.amqp))
-        channel = conn.channel()
-        channel.queue_delete(queue)
-        channel.exchange_delete(exchange)
-        conn.close()
+        bench.delete_queue(args.amqp, exchange, queue)
 
 
 if __name__ == "__main__":

@@ -108,11 +108,7 @@ def main() -> None:
                 print(f"AMQP monitor alone, each batch acked: {us:.1f} us CPU a message, "
                       f"{stats['received']} messages in {stats['batches']} batches", flush=True)
     finally:
-        conn = pika.BlockingConnection(pika.URLParameters(URL))
-        channel = conn.channel()
-        channel.queue_delete(queue)
-        channel.exchange_delete(exchange)
-        conn.close()
+        bench.delete_queue(URL, exchange, queue)
 
 
 if __name__ == "__main__":
