@@ -83,24 +83,29 @@ def publish_backlog(amqp_url: str, exchange: str, queue: str, bodies: list[bytes
     return elapsed
 
 
+class PlainConsumer:
+    """pika's on_message for `n` messages: nothing parsed or stored, one `basic_ack(multiple=True)` every
+    `ack_every`, `stop_consuming` at the last; `count` is how many arrived."""
+
+    def __init__(self, n: int, ack_every: int) -> None:
+        self.n, self.ack_every, self.count = n, ack_every, 0
+
+    def __call__(self, channel, method, _props, _body) -> None:  # noqa: ANN001
+        self.count += 1
+        if self.count % self.ack_every == 0 or self.count == self.n:
+            channel.basic_ack(method.delivery_tag, multiple=True)
+        if self.count >= self.n:
+            channel.stop_consuming()
+
+
 def raw_ceiling(amqp_url: str, queue: str, n: int) -> float:
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     ch = conn.channel()
     ch.basic_qos(prefetch_count=1000)
-    count = 0
     started = time.perf_counter()
-
-    def on_message(channel, method, _props, _body) -> None:  # noqa: ANN001
-        nonlocal count
-        count += 1
-        if count % 1000 == 0 or count == n:
-            channel.basic_ack(method.delivery_tag, multiple=True)
-        if count >= n:
-            channel.stop_consuming()
-
     cpu = time.process_time()
     machine = proc_cpu.snapshot()
-    ch.basic_consume(queue, on_message)
+    ch.basic_consume(queue, PlainConsumer(n, ack_every=1000))
     ch.start_consuming()
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu

@@ -41,22 +41,13 @@ def plain(exchange: str, queue: str, n: int) -> float:
     conn = pika.BlockingConnection(pika.URLParameters(URL))
     channel = conn.channel()
     channel.basic_qos(prefetch_count=1000)
-    count = 0
-
-    def on_message(ch, method, _props, _body) -> None:  # noqa: ANN001
-        nonlocal count
-        count += 1
-        if count % 8 == 0 or count == n:
-            ch.basic_ack(method.delivery_tag, multiple=True)
-        if count >= n:
-            ch.stop_consuming()
-
-    channel.basic_consume(queue, on_message)
+    consumer = bench.PlainConsumer(n, ack_every=8)
+    channel.basic_consume(queue, consumer)
     cpu = time.process_time()
     publisher = publish(exchange, n)
     pause = float(os.environ.get("PAUSE", "0"))
     if pause:
-        while count < n:
+        while consumer.count < n:
             time.sleep(pause)
             conn.process_data_events(time_limit=0)
     else:
