@@ -201,7 +201,7 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     out = tempfile.mktemp(suffix=".json")
     proc = mp.get_context("spawn").Process(target=_steady_publisher, args=(amqp_url, exchange, rate, seconds, out))
     checkpoints = _checkpoints(store_url)
-    cpu_before, steal = proc_cpu.snapshot(), proc_cpu.steal_seconds()
+    cpu_before, steal_before = proc_cpu.snapshot(), proc_cpu.steal_seconds()
     phase = time.perf_counter()
     proc.start()
     proc.join()
@@ -209,7 +209,7 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     while sum(len(b) for b, _ in committed) < total and time.time() < deadline:
         time.sleep(0.05)
     cpu = proc_cpu.per_message(proc_cpu.spent(cpu_before), total)
-    steal = (proc_cpu.steal_seconds() - steal) / (time.perf_counter() - phase) / (os.cpu_count() or 1)
+    stolen = (proc_cpu.steal_seconds() - steal_before) / (time.perf_counter() - phase) / (os.cpu_count() or 1)
     checkpoints = _checkpoints(store_url) - checkpoints
     runner.stop()
     store.dispose()
@@ -225,25 +225,30 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     q = statistics.quantiles(lat, n=100)
     return {"count": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1],
             "mean_batch": len(lat) / max(1, len(committed)), "checkpoints": checkpoints,
-            "cpu_stolen_by_other_guests": round(steal, 3), "cpu": cpu}
+            "cpu_stolen_by_other_guests": round(stolen, 3), "cpu": cpu}
+
+
+def _pg_admin(pg_url: str) -> psycopg.Connection:
+    """An autocommit connection for the bench's own statements (SQLAlchemy URLs accepted)."""
+    return psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
 
 
 def _checkpoints(pg_url: str) -> int:
-    """PostgreSQL checkpoints so far (timed and requested): one inside the latency phase shows in its tail?"""
-    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    """PostgreSQL checkpoints so far, timed and requested: tells whether one fell inside the latency phase."""
+    with _pg_admin(pg_url) as conn:
         return sum(conn.execute("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").fetchone())
 
 
 def scratch_pg(pg_url: str) -> tuple[str, str]:
     name = f"bench_amqp_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    with _pg_admin(pg_url) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     base = pg_url.rsplit("/", 1)[0]
     return name, f"{base}/{name}"
 
 
 def drop_pg(pg_url: str, name: str) -> None:
-    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as conn:
+    with _pg_admin(pg_url) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -24,6 +24,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import proc_cpu  # noqa: E402
+
 from stackwatch.config.settings import EventsConfig, FloodConfig, ProviderConfig  # noqa: E402
 from stackwatch.events.catcher import Catcher  # noqa: E402
 from stackwatch.events.model import RawMessage  # noqa: E402
@@ -67,15 +69,6 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _process_cpu(pid: int | None) -> float | None:
-    """CPU seconds of a live process (Linux /proc), so the store process's share of one run can be read."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, TypeError):
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run(url: str, bodies: list[bytes], batch: int, writer: str) -> dict[str, float]:
     store = open_store(url, writer=writer)
     if writer == "process":
@@ -88,7 +81,7 @@ def run(url: str, bodies: list[bytes], batch: int, writer: str) -> dict[str, flo
         cpu = time.process_time()
         children = _children_cpu()
         pid = store.writer.pid if writer == "process" else None
-        child_cpu = _process_cpu(pid)
+        child_cpu = proc_cpu.process_cpu(pid)
         start = time.perf_counter()
         stored = catch_all(catcher, messages, batch).stored
         elapsed = time.perf_counter() - start
@@ -97,7 +90,7 @@ def run(url: str, bodies: list[bytes], batch: int, writer: str) -> dict[str, flo
             assert stored == len(messages), f"stored {stored} of {len(messages)}"
             results["cpu_us"] = (time.process_time() - cpu) / len(messages) * 1e6
             results["children_before"] = children
-            after = _process_cpu(pid)
+            after = proc_cpu.process_cpu(pid)
             if child_cpu is not None and after is not None and store.writer.pid == pid:
                 results["child_new_us"] = (after - child_cpu) / len(messages) * 1e6
     assert store.count("bench") == len(messages)

@@ -29,12 +29,29 @@ def snapshot() -> dict[tuple[int, int], tuple[str, float]]:
         except OSError:
             continue
         name = raw[raw.index("(") + 1 : raw.rindex(")")]
-        fields = raw.rsplit(")", 1)[1].split()
+        fields = _stat_fields(raw)
         name = "kworker" if name.startswith("kworker/") else name
         if name == "postgres":
             name = _postgres_role(entry)
-        out[int(entry.name), int(fields[19])] = (name, (int(fields[11]) + int(fields[12])) / _TICK)
+        out[int(entry.name), int(fields[19])] = (name, _cpu_seconds(fields))
     return out
+
+
+def _stat_fields(stat: str) -> list[str]:
+    """/proc/PID/stat after the command name (which may hold spaces and parentheses): field 3 onwards."""
+    return stat.rsplit(")", 1)[1].split()
+
+
+def _cpu_seconds(fields: list[str]) -> float:
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime + stime
+
+
+def process_cpu(pid: int | None) -> float | None:
+    """CPU seconds of one live process so far, or None when it cannot be read."""
+    try:
+        return _cpu_seconds(_stat_fields(Path(f"/proc/{pid}/stat").read_text()))
+    except (OSError, TypeError):
+        return None
 
 
 def _postgres_role(entry: Path) -> str:
