@@ -57,9 +57,15 @@ def provider(name: str, exchange: str, queue: str, amqp_url: str) -> ProviderCon
             "monitor": "amqp",
             "flood": {"window_seconds": 0},
             "amqp": {"urls": [amqp_url], "exchanges": [exchange], "topics": ["notifications"], "queue": queue,
-                     **({"flush_ms": float(os.environ["SW_FLUSH_MS"])} if os.environ.get("SW_FLUSH_MS") else {})},
+                     **bench_overrides()},
         },
     )
+
+
+def bench_overrides() -> dict[str, float]:
+    """events.amqp keys set from the environment, for A/B runs: SW_FLUSH_MS, SW_PREFETCH, SW_BATCH_SIZE."""
+    keys = {"SW_FLUSH_MS": ("flush_ms", float), "SW_PREFETCH": ("prefetch", int), "SW_BATCH_SIZE": ("batch_size", int)}
+    return {key: cast(os.environ[env]) for env, (key, cast) in keys.items() if os.environ.get(env)}
 
 
 def declare(ch, exchange: str, queue: str) -> None:  # noqa: ANN001

@@ -100,7 +100,7 @@ def test_two_writers_each_get_their_own_answers(pstore):
     """Two requests in flight: replies come back in order and each caller gets the answer to its own batch."""
     from concurrent.futures import ThreadPoolExecutor
 
-    assert pstore.concurrent_writers == 2
+    assert pstore.concurrent_writers == 2 * len(pstore.writer.processes)
     catcher = Catcher(pstore, ProviderConfig(name="lab"))
 
     def write(first: int) -> tuple[int, set[str]]:
@@ -226,3 +226,62 @@ def test_the_child_takes_what_queued_up_as_one_group_and_stops_at_a_control_mess
     assert _next_requests(child) == (requests[:2], "ping")  # the writes, then the ping answered after them
     assert _next_requests(child) == (requests[2 : 2 + _MAX_GROUP], None)  # bounded
     assert _next_requests(child) == (requests[-1:], None)
+
+
+# -- PostgreSQL: several store processes, one transaction each --------------------------------------------
+@pytest.fixture
+def pg_pstore(pg_database):
+    import psycopg
+
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    store = open_store(pg_database, writer="process")
+    yield store
+    store.dispose()
+
+
+def test_postgresql_writes_run_in_two_children_side_by_side(pg_pstore):
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert len(pg_pstore.writer.processes) == 2 and pg_pstore.concurrent_writers == 4
+    pg_pstore.writer.start()
+    pids = pg_pstore.writer.pids
+    assert None not in pids and len(set(pids)) == 2 and os.getpid() not in pids
+    catcher = Catcher(pg_pstore, ProviderConfig(name="lab"))
+    # overlapping batches (each shares half its ids with the next), four in flight: every id is new once
+    batches = [list(range(first, first + 200)) for first in range(0, 4000, 100)]
+
+    def write(ids: list[int]) -> set[str]:
+        prepared = catcher.prepare([RawMessage(body=_event_body(i)) for i in ids])
+        return {e.message_id for e in catcher.commit(prepared).stored_events}
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(write, batches))
+    new_ids = [mid for stored in results for mid in stored]
+    assert len(new_ids) == len(set(new_ids)) == 4100  # each stored once, reported new by one batch only
+    assert pg_pstore.count("lab") == 4100
+    assert pg_pstore.writer.pids == pids  # nobody died on the way
+
+
+def test_postgresql_payloads_are_compressed_with_lz4_where_the_server_has_it(pg_pstore):
+    from sqlalchemy import text
+
+    with pg_pstore.engine.connect() as conn:
+        has_lz4 = conn.execute(text(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'")).scalar()
+        if not has_lz4:
+            pytest.skip("this PostgreSQL was built without lz4")
+        assert conn.execute(text("SHOW default_toast_compression")).scalar() == "lz4"
+    big = {"event_type": "compute.instance.update", "message_id": "big",
+           "payload": {"instance_id": "vm-1", "metadata": {f"key{i}": "value " * 8 for i in range(60)}}}
+    small = [RawMessage(body=orjson.dumps(big))]
+    bulk = [RawMessage(body=orjson.dumps({**big, "message_id": f"big-{i}",  # over 100 rows: the COPY path
+                                          "payload": {**big["payload"], "instance_id": f"vm-{i}"}}))
+            for i in range(150)]
+    catcher = Catcher(pg_pstore, ProviderConfig(name="lab"))
+    assert catcher.catch(small).stored == 1 and catcher.catch(bulk).stored == 150
+    with pg_pstore.engine.connect() as conn:
+        methods = conn.execute(text("SELECT DISTINCT pg_column_compression(payload) FROM events")).scalars().all()
+    assert methods == ["lz4"]
+    assert pg_pstore.get("big", "lab").payload["metadata"]["key59"] == "value " * 8

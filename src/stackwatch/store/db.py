@@ -37,6 +37,24 @@ def _bind_null(value: None) -> None:
     return None
 
 
+_LZ4_AVAILABLE = "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+
+
+def _prefer_lz4(dbapi_conn, _record) -> None:  # noqa: ANN001
+    """Compress large values (event payloads) with lz4 where the server has it, instead of pglz.
+
+    A payload over ~2 KB is compressed when its row is stored; pglz_compress was the PostgreSQL backend's
+    largest single cost in an AMQP drain (perf: 14 % of its CPU), lz4 does the same job several times
+    faster. Values already stored stay readable whatever they were compressed with; servers built
+    without lz4 (PostgreSQL < 14, or --without-lz4) keep pglz."""
+    with dbapi_conn.cursor() as cur:
+        cur.execute(_LZ4_AVAILABLE)
+        row = cur.fetchone()
+        if row and row[0]:
+            cur.execute("SET default_toast_compression = lz4")
+    dbapi_conn.commit()
+
+
 def normalize_url(url: str) -> str:
     """`postgresql://` and `postgres://` mean psycopg 3 here (psycopg2 is not a dependency)."""
     for prefix in ("postgresql://", "postgres://"):
@@ -74,13 +92,15 @@ def make_engine(url: str) -> Engine:
 
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        engine = create_engine(
             url,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
             pool_pre_ping=True,
             connect_args={"connect_timeout": 10},
         )
+        event.listen(engine, "connect", _prefer_lz4)
+        return engine
     raise StoreError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://")
 
 

@@ -237,12 +237,71 @@ class StoreProcess:
             reader.join(timeout=5)
 
 
+class StoreProcessPool:
+    """Several `StoreProcess`es on one database, each with its own connection: PostgreSQL runs their
+    transactions side by side (one child is one backend, and a drain waited on it: the CPU was a third idle).
+
+    A write goes to the child with the fewest requests in flight, so each child has one transaction running
+    and at most one request waiting behind it. Concurrent transactions stay correct: the unique index makes
+    a second insert of a message_id wait for the first transaction and then count as a duplicate.
+    """
+
+    def __init__(self, database_url: str, processes: int) -> None:
+        self.processes = [StoreProcess(database_url) for _ in range(max(1, processes))]
+        self._lock = threading.Lock()
+        self._in_flight = [0] * len(self.processes)
+
+    @property
+    def database_url(self) -> str:
+        return self.processes[0].database_url
+
+    @database_url.setter
+    def database_url(self, url: str) -> None:
+        for proc in self.processes:
+            proc.database_url = url
+
+    @property
+    def pid(self) -> int | None:
+        """The first child's pid (None when it is not running)."""
+        return self.processes[0].pid
+
+    @property
+    def pids(self) -> list[int | None]:
+        return [proc.pid for proc in self.processes]
+
+    def start(self) -> None:
+        for proc in self.processes:
+            proc.start()
+
+    def write_rows(
+        self, rows: list[Record], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
+    ) -> set[str]:
+        with self._lock:
+            index = min(range(len(self.processes)), key=self._in_flight.__getitem__)
+            self._in_flight[index] += 1
+        try:
+            return self.processes[index].write_rows(rows, collapsed, quarantine)
+        finally:
+            with self._lock:
+                self._in_flight[index] -= 1
+
+    def close(self) -> None:
+        for proc in self.processes:
+            proc.close()
+
+
 class ProcessEventStore(EventStore):
-    """An EventStore that writes through a `StoreProcess`; everything else runs here as usual."""
+    """An EventStore that writes through store processes; everything else runs here as usual.
+
+    SQLite takes one writer at a time: one child, with the next request waiting in its pipe. PostgreSQL
+    gets `PG_PROCESSES` children, each with a transaction running and one request waiting.
+    """
+
+    PG_PROCESSES = 2
 
     def __init__(self, engine: Engine, database_url: str) -> None:
         super().__init__(engine)
-        self.writer = StoreProcess(database_url)
+        self.writer = StoreProcessPool(database_url, self.PG_PROCESSES if self.dialect == "postgresql" else 1)
 
     def write_rows(
         self, rows: list[Record], collapsed: dict[tuple[str, str], int], quarantine: list[QuarantineItem]
@@ -252,7 +311,7 @@ class ProcessEventStore(EventStore):
 
     @property
     def concurrent_writers(self) -> int:
-        return 2  # one transaction in the child, the next request already waiting in its pipe
+        return 2 * len(self.writer.processes)  # per child: one transaction running, the next request waiting
 
     def dispose(self) -> None:
         self.writer.close()
