@@ -25,6 +25,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -306,6 +307,7 @@ class AmqpMonitor(Monitor):
         self._channel = channel
         self._pending = []
         self.counters["connects"] += 1
+        now = datetime.now
 
         batch_size = self.cfg.batch_size
         # process_data_events returns early only for pika's own events; a timer due now is one, so the
@@ -318,8 +320,7 @@ class AmqpMonitor(Monitor):
             if not pending:
                 self._first_at = time.monotonic()
                 look_now()
-            # no receive time per message: the catcher stamps the batch once (formatted once, not per row)
-            pending.append(RawMessage(body, "amqp", tag))
+            pending.append(RawMessage(body, "amqp", tag, now(UTC)))
             self._pending_last_tag = tag
             if len(pending) == batch_size:
                 look_now()
