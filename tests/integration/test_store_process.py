@@ -285,3 +285,46 @@ def test_postgresql_payloads_are_compressed_with_lz4_where_the_server_has_it(pg_
         methods = conn.execute(text("SELECT DISTINCT pg_column_compression(payload) FROM events")).scalars().all()
     assert methods == ["lz4"]
     assert pg_pstore.get("big", "lab").payload["metadata"]["key59"] == "value " * 8
+
+
+class _FakeCursor:
+    """Answers the lz4 availability query the way a server built without lz4 (or with it) does."""
+
+    def __init__(self, has_lz4: bool, executed: list[str]) -> None:
+        self.has_lz4, self.executed = has_lz4, executed
+
+    def __enter__(self) -> _FakeCursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, sql: str) -> None:
+        self.executed.append(sql)
+
+    def fetchone(self) -> tuple[bool]:
+        return (self.has_lz4,)
+
+
+class _FakeConnection:
+    def __init__(self, has_lz4: bool) -> None:
+        self.executed: list[str] = []
+        self.has_lz4, self.committed = has_lz4, False
+
+    def cursor(self) -> _FakeCursor:
+        return _FakeCursor(self.has_lz4, self.executed)
+
+    def commit(self) -> None:
+        self.committed = True
+
+
+@pytest.mark.parametrize("has_lz4", [True, False])
+def test_lz4_is_asked_for_only_where_the_server_offers_it(has_lz4):
+    """A server built without lz4 would refuse `SET default_toast_compression = lz4` and fail every connection."""
+    from stackwatch.store.db import _prefer_lz4
+
+    conn = _FakeConnection(has_lz4)
+    _prefer_lz4(conn, None)
+    assert any("pg_settings" in sql for sql in conn.executed)
+    assert ("SET default_toast_compression = lz4" in conn.executed) is has_lz4
+    assert conn.committed  # the connection goes back to the pool outside a transaction
