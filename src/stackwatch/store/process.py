@@ -1,10 +1,11 @@
-"""A store whose writes run in a child process, so converting and writing use two cores.
+"""A store whose writes run in child processes, so converting and writing use two cores.
 
 The catcher's conversion is Python that holds the GIL; SQLite's inserts and psycopg's COPY formatting are C
 that could run beside it, but in one process the two still trade the GIL at every driver call. Here the
-parent converts and builds records (`EventStore.write_records` up to `write_rows`), and one child process per store
-runs `write_rows`: the same transaction, the same errors. `bench/ingest.py`: SQLite 10.3k -> 17.3k ev/s over
-threads; PostgreSQL bulk loads do better in-process with two transactions (`EventStore.concurrent_writers`).
+parent converts and builds records (`EventStore.write_records` up to `write_rows`), and child processes run
+`write_rows`: the same transaction, the same errors. One child for SQLite (one writer at a time), two for
+PostgreSQL, whose transactions run side by side (`StoreProcessPool`). `bench/ingest.py`: SQLite 10.3k -> 17.3k
+ev/s over threads; PostgreSQL 14.3-18.2k with one child, ~28k with two (bench/RESULTS.md, session 6).
 
 Failure rules are the store's: `StoreUnavailable` when the database cannot be written *or the child died*
 (nothing of the batch is acknowledged; the next call starts a new child), `StoreError` for the rest.
