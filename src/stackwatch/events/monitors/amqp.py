@@ -109,6 +109,7 @@ class AmqpMonitor(Monitor):
         }
         self.last_error: str | None = None
         self._decoder: amqp_deliveries.DeliveryDecoder | None = None
+        self._earlier_fast_deliveries = 0  # decoded on connections before the current one
 
     # -- plugin contract -------------------------------------------------------------------------------
     @classmethod
@@ -186,8 +187,9 @@ class AmqpMonitor(Monitor):
 
     def stats(self) -> dict[str, Any]:
         decoder = self._decoder
+        fast = self._earlier_fast_deliveries + decoder.deliveries if decoder is not None else None
         return {**self.counters, "generation": self._gen, "queue": self.queue, "last_error": self.last_error,
-                "fast_deliveries": decoder.deliveries if decoder is not None else None}
+                "fast_deliveries": fast}
 
     # -- consumer thread -------------------------------------------------------------------------------
     def _wake(self) -> None:
@@ -330,6 +332,8 @@ class AmqpMonitor(Monitor):
 
         if self.cfg.fast_deliveries:
             # from here on, this channel's deliveries reach on_delivery without pika's frame objects
+            if self._decoder is not None:  # the count runs on across reconnects
+                self._earlier_fast_deliveries += self._decoder.deliveries
             self._decoder = amqp_deliveries.install(conn, channel, on_delivery)
         cancelled: list[object] = []
         channel.add_on_cancel_callback(cancelled.append)  # the broker cancelled us (queue deleted, ...)
