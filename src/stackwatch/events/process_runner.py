@@ -203,30 +203,25 @@ class ProcessCatcherRunner(CatcherRunner):
                 self._respawning = False
                 self._cond.notify_all()
 
-    def run(self) -> None:
-        self.monitor.start()
-        try:
+    def _run_loop(self) -> None:
+        """`CatcherRunner.run`'s loop: hand each batch to the child, at most `max_inflight` unacknowledged."""
+        with self._cond:
+            self._spawn()
+        for batch in self.monitor.batches():
             with self._cond:
-                self._spawn()
-            for batch in self.monitor.batches():
-                with self._cond:
-                    while not self._stop.is_set() and len(self._inflight) >= self.max_inflight:
-                        self._cond.wait(0.5)
-                    if self._stop.is_set():
-                        return
-                    self._inflight.append((batch, time.monotonic()))
-                    gen = self._child_gen
-                    try:
-                        self._send(batch)
-                    except (OSError, ValueError):
-                        self._on_child_dead(gen)
-        except BaseException as exc:
-            self.error = exc
-            log.exception("catcher %s: runner failed", self.provider)
-            raise
-        finally:
-            self.monitor.stop()
-            self._shutdown_child()
+                while not self._stop.is_set() and len(self._inflight) >= self.max_inflight:
+                    self._cond.wait(0.5)
+                if self._stop.is_set():
+                    return
+                self._inflight.append((batch, time.monotonic()))
+                gen = self._child_gen
+                try:
+                    self._send(batch)
+                except (OSError, ValueError):
+                    self._on_child_dead(gen)
+
+    def _after_run(self) -> None:
+        self._shutdown_child()
 
     def _shutdown_child(self) -> None:
         # Let the child finish what it holds (bounded wait), then close its pipe so it exits.

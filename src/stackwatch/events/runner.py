@@ -95,16 +95,23 @@ class CatcherRunner:
         is received."""
         self.monitor.start()
         try:
-            if self.pipelined and hasattr(self.catcher, "prepare") and hasattr(self.catcher, "commit"):
-                self._run_pipelined()
-            else:
-                self._run_sequential()
+            self._run_loop()
         except BaseException as exc:
             self.error = exc
             log.exception("catcher %s: runner failed", self.provider)
             raise
         finally:
             self.monitor.stop()
+            self._after_run()
+
+    def _run_loop(self) -> None:
+        if self.pipelined and hasattr(self.catcher, "prepare") and hasattr(self.catcher, "commit"):
+            self._run_pipelined()
+        else:
+            self._run_sequential()
+
+    def _after_run(self) -> None:
+        """After the monitor stopped, whether the loop ended or failed (a subclass's clean-up)."""
 
     def _run_sequential(self) -> None:
         for batch in self.monitor.batches():
