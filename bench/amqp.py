@@ -206,7 +206,7 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     time.sleep(3)  # the writer process is up
     out = tempfile.mktemp(suffix=".json")
     proc = mp.get_context("spawn").Process(target=_steady_publisher, args=(amqp_url, exchange, rate, seconds, out))
-    checkpoints = _checkpoints(store_url)
+    checkpoints, backend_writes = _checkpoints(store_url), _backend_writes(store_url)
     cpu_before, steal_before = proc_cpu.snapshot(), proc_cpu.steal_seconds()
     phase = time.perf_counter()
     proc.start()
@@ -217,20 +217,28 @@ def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int,
     cpu = proc_cpu.per_message(proc_cpu.spent(cpu_before), total)
     stolen = (proc_cpu.steal_seconds() - steal_before) / (time.perf_counter() - phase) / (os.cpu_count() or 1)
     checkpoints = _checkpoints(store_url) - checkpoints
+    backend_writes = _backend_writes(store_url) - backend_writes
     runner.stop()
     store.dispose()
     sent = dict(orjson.loads(Path(out).read_bytes()))
     os.unlink(out)
-    lat = []
+    lat, broker, intake = [], [], []  # publish -> stored = (publish -> received) + (received -> stored)
     for batch, t in committed:
         for msg in batch.messages:
             mid = orjson.loads(orjson.loads(msg.body)["oslo.message"])["message_id"]
             if mid in sent:
                 lat.append((t - sent[mid]) * 1000)
+                received = msg.received_at.timestamp()
+                broker.append((received - sent[mid]) * 1000)
+                intake.append((t - received) * 1000)
     lat.sort()
     q = statistics.quantiles(lat, n=100)
+    qb, qi = statistics.quantiles(broker, n=100), statistics.quantiles(intake, n=100)
     return {"count": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1],
+            "publish_to_received_p50_p99_ms": (round(qb[49], 1), round(qb[98], 1)),
+            "received_to_stored_p50_p99_ms": (round(qi[49], 1), round(qi[98], 1)),
             "mean_batch": len(lat) / max(1, len(committed)), "checkpoints": checkpoints,
+            "buffers_written_by_backends": backend_writes,
             "cpu_stolen_by_other_guests": round(stolen, 3), "cpu": cpu}
 
 
@@ -243,6 +251,12 @@ def _checkpoints(pg_url: str) -> int:
     """PostgreSQL checkpoints so far, timed and requested: tells whether one fell inside the latency phase."""
     with _pg_admin(pg_url) as conn:
         return sum(conn.execute("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").fetchone())
+
+
+def _backend_writes(pg_url: str) -> int:
+    """Shared buffers PostgreSQL's backends wrote out themselves (no clean buffer left for them) so far."""
+    with _pg_admin(pg_url) as conn:
+        return conn.execute("SELECT buffers_backend FROM pg_stat_bgwriter").fetchone()[0]
 
 
 def scratch_pg(pg_url: str) -> tuple[str, str]:
