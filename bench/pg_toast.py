@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import proc_cpu  # noqa: E402
+from amqp import drop_pg, scratch_pg  # noqa: E402  (bench/amqp.py: the scratch database helpers)
 
 from stackwatch.config.settings import ProviderConfig  # noqa: E402
 from stackwatch.events.catcher import Catcher  # noqa: E402
@@ -35,10 +35,7 @@ BATCH = 640
 
 
 def one_run(admin_url: str, method: str, bodies: list[bytes]) -> str:
-    name = f"bench_toast_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    name, url = scratch_pg(admin_url)
     store = open_store(url)
     try:
         if method != "lz4":  # the store's own hook asked for lz4 at connect; this one runs after it
@@ -70,8 +67,7 @@ def one_run(admin_url: str, method: str, bodies: list[bytes]) -> str:
                 f"this process {cpu / n * 1e6:5.1f} us/row  table {size / 1e6:5.1f} MB  payloads {methods}")
     finally:
         store.dispose()
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_pg(admin_url, name)
 
 
 def main() -> None:
