@@ -1,4 +1,3 @@
-"""Switchboard: the routing table (event type -> group, refs, refresh targets, policy) and its handlers.
-
-May import: stackwatch.events.model, stackwatch.store, stackwatch.config.
+"""Switchboard: the routing table (event type -> group, refs, refresh targets, policy), the handlers, and the
+stage that runs them over the stored event stream. May import: stackwatch.events.model, store, config, backoff.
 """
