@@ -9,7 +9,19 @@ from typing import Annotated
 import typer
 
 from stackwatch import __version__
-from stackwatch.cli import db, devcloud, events, fleece, inventory, provider, provider_admin, refresh, serve, worker
+from stackwatch.cli import (
+    db,
+    devcloud,
+    events,
+    fleece,
+    handlers,
+    inventory,
+    provider,
+    provider_admin,
+    refresh,
+    serve,
+    worker,
+)
 from stackwatch.config.settings import ENV_CONFIG
 
 app = typer.Typer(
@@ -47,6 +59,7 @@ provider.app.command("remove")(provider_admin.remove)
 app.add_typer(provider.app, name="provider")
 app.add_typer(inventory.app, name="inventory")
 app.command("refresh")(refresh.refresh)
+app.command("handlers")(handlers.handlers)
 app.command("fleece")(fleece.fleece)
 app.add_typer(worker.app, name="worker")
 app.add_typer(devcloud.app, name="devcloud")
