@@ -20,7 +20,7 @@ import pytest
 from stackwatch.fleece.errors import SourceError
 from stackwatch.fleece.targets import SourceOptions, open_source
 from stackwatch.fleece.worker import run_isolated
-from tests.fleece.sshd import SSHServer, keygen, sshd, start_sshd, stop  # noqa: F401 - sshd: session fixture
+from tests.fleece.sshd import SSHServer, keygen, sshd, sshd_binary, start_sshd, stop  # noqa: F401 - fixtures
 from tests.fleece.test_images import check_report
 
 HYPERVISOR = "compute-7.example"  # a Nova hypervisor hostname DNS does not know: the ssh config maps it
@@ -188,7 +188,7 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def test_stalled_read_times_out(tmp_path):
+def test_stalled_read_times_out(tmp_path, sshd_binary):  # noqa: F811
     """The server stops answering after the file is open (a frozen hypervisor): the next read fails after
     ConnectTimeout, which also bounds every SFTP reply, instead of blocking the worker until its limit."""
     from stackwatch.fleece.sftp import open_sftp
