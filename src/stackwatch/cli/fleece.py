@@ -102,6 +102,19 @@ def fleece(
     via: Via = typer.Option(Via.snapshot, "--via", help="instance: read a snapshot, or the disk on its hypervisor"),
     download: bool = typer.Option(False, "--download", help="download whole images when ranges are refused"),
     ssh_key: str | None = typer.Option(None, "--ssh-key", help="private key for sftp:// and --via hypervisor"),
+    instances_path: str | None = typer.Option(
+        None,
+        "--instances-path",
+        help="nova.conf instances_path on the hypervisors (default $STACKWATCH_NOVA_INSTANCES_PATH, "
+        "else /var/lib/nova/instances); its _base may hold backing files",
+    ),
+    allow_backing_dir: list[str] = typer.Option(
+        [],
+        "--allow-backing-dir",
+        metavar="DIR",
+        help="also read qcow2 backing files from DIR (local and sftp://; repeatable); by default only from "
+        "the image's own directory",
+    ),
     memory_mib: int = typer.Option(1024, "--memory-mib", help="memory limit of each parsing worker"),
     timeout: float = typer.Option(120.0, "--timeout", help="time limit of each parsing worker, seconds"),
     store: bool | None = typer.Option(
@@ -110,7 +123,13 @@ def fleece(
 ) -> None:
     """Inspect images and instances (OS, users, packages, services) reading only the blocks needed."""
     cfg = settings()
-    opts = SourceOptions(cloud=resolve_cloud(cfg, provider), download=download, ssh_key=ssh_key)
+    opts = SourceOptions(
+        cloud=resolve_cloud(cfg, provider),
+        download=download,
+        ssh_key=ssh_key,
+        instances_path=instances_path,
+        backing_dirs=tuple(allow_backing_dir),
+    )
     limits = Limits(memory_mib=memory_mib, seconds=timeout)
     err = Console(stderr=True)
     if len(targets) > 1 and err.is_terminal:

@@ -57,6 +57,16 @@ def _check_text(image: str, name: str) -> None:
         raise BackingFileRefused(image, name, "the name holds control characters")
 
 
+def _check_path(image: str, name: str, where: str) -> None:
+    """A name for a file source: a path, not a URL (qemu too reads `scheme:` before any '/' as a protocol)."""
+    _check_text(image, name)
+    m = _SCHEME.match(name)
+    if m:
+        raise BackingFileRefused(
+            image, name, f"a URL ({m.group(0)}), and the image is {where}: only a path is followed"
+        )
+
+
 def http_url(image_url: str, name: str, image: str) -> str:
     """The URL of backing file `name` of the image at `image_url` (`image` labels it in messages)."""
     _check_text(image, name)
@@ -106,7 +116,7 @@ def sftp_roots(top_path: str, instances_path: str, allowed: Iterable[str] = ()) 
 
 def sftp_path(image_path: str, name: str, roots: Iterable[str], image: str) -> str:
     """The remote path of backing file `name` of the image at `image_path`."""
-    _check_text(image, name)
+    _check_path(image, name, "on an SFTP host")
     path = _normal(name if name.startswith("/") else posixpath.join(posixpath.dirname(image_path), name))
     roots = tuple(roots)
     if not _within(path, roots):
@@ -123,8 +133,8 @@ def local_roots(top_path: str, allowed: Iterable[str] = ()) -> tuple[str, ...]:
 
 def local_path(image_path: str, name: str, roots: Iterable[str], image: str) -> str:
     """The real path of backing file `name` of the local image at `image_path`; a regular file in `roots`."""
-    _check_text(image, name)
-    path = os.path.normpath(name if os.path.isabs(name) else os.path.join(os.path.dirname(image_path), name))
+    _check_path(image, name, "a local file")
+    path = _normal(name if os.path.isabs(name) else os.path.join(os.path.dirname(os.path.abspath(image_path)), name))
     real = os.path.realpath(path)
     roots = tuple(roots)
     if not _within(real, roots):
