@@ -74,6 +74,7 @@ class HTTPRangeReader(BlockReader):
         self._headers = dict(headers or {})
         self._timeout = timeout
         size = self._probe()
+        self.identity = self.url
         super().__init__(size, **kw)
         self.stats.requests += 1  # the probe
 
@@ -83,6 +84,8 @@ class HTTPRangeReader(BlockReader):
     def _probe(self) -> int:
         """Size from Content-Range of a 1-byte request (HEAD is not allowed on Glance's data URL)."""
         resp = self._get(0, 0)
+        if getattr(resp, "url", None):  # after a redirect (on this origin): read there, find backing files there
+            self.url = resp.url
         try:
             self._check(resp, 0)
             m = _CONTENT_RANGE.match(resp.headers.get("Content-Range", ""))

@@ -138,14 +138,12 @@ def _http(url: str, session, opts: SourceOptions, label: str | None = None) -> S
         reader = download(url, session=session)
     if label:
         reader.name = label
-    reader.identity = url
+    if not isinstance(reader, HTTPRangeReader):  # downloaded: still the URL's file, for names and loops
+        reader.url = reader.identity = url  # type: ignore[attr-defined]
     src = Source(reader, None, [reader])
 
     def sibling(name: str, image: BlockReader) -> BlockReader:
-        backing_url = backing.http_url(image.identity or url, name, image.name)
-        r = HTTPRangeReader(backing_url, session=session)
-        r.identity = backing_url
-        return r
+        return HTTPRangeReader(backing.http_url(image.url, name, image.name), session=session)  # type: ignore[attr-defined]
 
     src.open_backing = _track(src, sibling)
     return src
