@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
-from stackwatch.fleece.analyze import empty_report
+from stackwatch.fleece.report import empty_report
 from stackwatch.fleece.targets import SourceOptions
 
 # what the child imports before its memory cap, by target kind: libraries are mapped before the cap
