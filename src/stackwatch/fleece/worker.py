@@ -1,41 +1,36 @@
-"""Isolation: each target is parsed in a child interpreter with an address-space and a time limit.
+"""Isolation: each target is parsed in a child process with an address-space and a time limit.
 
 Images are hostile input for C libraries (libyal) and for our parsers. A child that runs out of
 memory, overstays, or dies on a signal becomes an error string in that target's report; the caller
 (CLI, API server) never shares its memory or its fate.
 
-The child is a fresh `python -c` (subprocess), told its target on stdin and answering with JSON on its
-stdout. Why not multiprocessing (a forkserver, before): its children re-ran the caller's `__main__`, and
-for the `stackwatch` console script that imports the whole CLI, 0.9 s of a 1.5 s fleece of a small image
-(bench/fleece.md); and the forkserver and its resource tracker outlived the command as two defunct
-processes. A subprocess imports only the fleece modules and the one client library its target needs
-(about 0.1 s), never inherits the caller's threads (it is exec'd, not forked), and is always waited for.
+Children fork from a zygote (zygote.py): one `python -c` process per caller, started on the first
+target, with the fleece modules loaded, so a child starts in milliseconds and never inherits the
+caller's threads. It is ours, not multiprocessing's forkserver (before): that one re-ran the caller's
+`__main__` in every child, which for the `stackwatch` console script imports the whole CLI (0.9 s of a
+1.5 s fleece of a small image, bench/fleece.md), and it and its resource tracker outlived the command as
+two defunct processes. The zygote is ended and reaped when the caller exits (atexit) or calls shutdown();
+if the caller dies, its closed pipe ends the zygote, which kills and reaps its children.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import itertools
 import json
 import os
-import resource
-import signal
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 
 from stackwatch.fleece.report import empty_report
 from stackwatch.fleece.targets import SourceOptions
 
-# what the child imports before its memory cap, by target kind: libraries are mapped before the cap
-_PRELOAD = ["pyvsgpt", "pyvslvm", "pyfsext", "pyfsxfs"]
-_PRELOAD_BY_KIND = {
-    "http": ["requests"],
-    "https": ["requests"],
-    "glance": ["requests"],
-    "swift": ["requests"],
-    "sftp": ["paramiko"],
-}
-_CHILD = "from stackwatch.fleece.worker import child_main; child_main()"
+_ZYGOTE = "from stackwatch.fleece.zygote import main; main()"
 
 
 @dataclass(frozen=True)
@@ -44,60 +39,9 @@ class Limits:
     seconds: float = 120.0
 
 
-def _vm_size() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def _analyse(target: str, opts: SourceOptions, limits: Limits) -> tuple[str, object]:
-    """("ok", report) or ("error", message), inside the limits (the child's side)."""
-    from stackwatch.fleece.analyze import analyze
-    from stackwatch.fleece.errors import FleeceError
-    from stackwatch.fleece.targets import open_source
-
-    for mod in _PRELOAD + _PRELOAD_BY_KIND.get(target.split(":", 1)[0], []):
-        __import__(mod)
-    cap = _vm_size() + limits.memory_mib * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    cpu = int(limits.seconds) + 5
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    try:
-        src = open_source(target, opts)
-        try:
-            rep = analyze(src.reader, target, src.open_backing)
-            rep["io"] = src.io()
-        finally:
-            src.close()
-        return "ok", rep
-    except MemoryError:
-        return "error", (
-            f"memory limit reached ({limits.memory_mib} MiB): the image asks for more than any real disk needs"
-        )
-    except FleeceError as e:
-        return "error", str(e)
-    except Exception as e:  # noqa: BLE001 - anything else is still the image's fault, not the caller's
-        return "error", f"internal error while parsing: {type(e).__name__}: {e}"
-
-
-def child_main() -> None:
-    """The child: a request as JSON on stdin, the answer as JSON on stdout (anything else printed goes to
-    stderr, so a library's chatter cannot spoil the answer)."""
-    answer = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it kills us when it is interrupted
-    req = json.load(sys.stdin)
-    opts = SourceOptions(**{**req["opts"], "backing_dirs": tuple(req["opts"]["backing_dirs"])})
-    status, payload = _analyse(req["target"], opts, Limits(**req["limits"]))
-    json.dump([status, payload], answer)
-    answer.close()
-
-
 def _env() -> dict[str, str]:
     """The caller's environment, with the directory this stackwatch was imported from first on the path,
-    so the child runs the same code (a source checkout, a test tree) as the caller."""
+    so the zygote runs the same code (a source checkout, a test tree) as the caller."""
     import stackwatch
 
     here = os.path.dirname(os.path.dirname(os.path.abspath(stackwatch.__file__)))
@@ -106,43 +50,101 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _outcome(out: bytes, code: int) -> tuple[str, object]:
-    if out:
+class _Zygote:
+    """The caller's end: requests go out under a lock, a reader thread hands each answer to its Future."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()  # a forked caller starts its own
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _ZYGOTE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_env(),
+            start_new_session=True,  # a terminal's Ctrl-C reaches the caller, which then ends us
+        )
+        self._lock = threading.Lock()
+        self._waiting: dict[int, Future] = {}
+        self._ids = itertools.count()
+        threading.Thread(target=self._read, name="fleece-zygote", daemon=True).start()
+
+    def submit(self, target: str, opts: SourceOptions, limits: Limits) -> Future:
+        fut: Future = Future()
+        with self._lock:
+            rid = next(self._ids)
+            self._waiting[rid] = fut
+            line = {
+                "id": rid,
+                "target": target,
+                "opts": asdict(opts),
+                "limits": asdict(limits),
+                "env": dict(os.environ),  # as the caller has them now (OS_CLOUD, ssh config, ...), as does
+                "cwd": os.getcwd(),  # a relative target path
+            }
+            try:
+                self.proc.stdin.write((json.dumps(line) + "\n").encode())  # type: ignore[union-attr]
+                self.proc.stdin.flush()  # type: ignore[union-attr]
+            except (BrokenPipeError, ValueError):
+                self._waiting.pop(rid)
+                fut.set_result(("error", f"the fleece worker process is gone (exit code {self.proc.poll()})"))
+        return fut
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            msg = json.loads(line)
+            with self._lock:
+                fut = self._waiting.pop(msg["id"])
+            fut.set_result((msg["status"], msg["payload"]))
+        self.proc.wait()
+        with self._lock:
+            left, self._waiting = list(self._waiting.values()), {}
+        for fut in left:
+            fut.set_result(("error", f"the fleece worker process ended (exit code {self.proc.returncode})"))
+
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self.proc.poll() is None
+
+    def close(self) -> None:
+        """Close its stdin (it kills what still runs, reaps, and exits) and wait for it."""
+        if self.pid != os.getpid():
+            return
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
         try:
-            status, payload = json.loads(out)
-            return status, payload
-        except ValueError:
-            return "error", f"worker sent an unreadable answer (exit code {code})"
-    if code < 0:
-        name = signal.Signals(-code).name
-        hint = " (CPU time limit)" if -code == signal.SIGXCPU else ""
-        return "error", f"worker died on {name}{hint} while parsing the image"
-    return "error", f"worker exited with code {code} without a report"
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_zygote: _Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def _get() -> _Zygote:
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive():
+            if _zygote is None:
+                atexit.register(shutdown)
+            _zygote = _Zygote()
+        return _zygote
+
+
+def shutdown() -> None:
+    """End the zygote and wait for it (atexit does this; a long-lived caller may do it sooner)."""
+    global _zygote
+    with _zygote_lock:
+        z, _zygote = _zygote, None
+    if z is not None:
+        z.close()
 
 
 def run_isolated(target: str, opts: SourceOptions = SourceOptions(), limits: Limits = Limits()) -> dict:
-    """The report for one target; never raises for anything the image does. The child is always reaped,
-    also when the caller is interrupted (Ctrl-C): no process outlives this call."""
+    """The report for one target; never raises for anything the image does."""
     started = time.monotonic()
-    request = json.dumps({"target": target, "opts": asdict(opts), "limits": asdict(limits)}).encode()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _CHILD],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=_env(),
-        start_new_session=True,  # a terminal's Ctrl-C goes to us; we end the child
-    )
-    try:
-        out, _ = proc.communicate(request, timeout=limits.seconds)
-        status, payload = _outcome(out, proc.returncode)
-    except subprocess.TimeoutExpired:
-        status, payload = "error", f"time limit reached ({limits.seconds:g} s); the worker was killed"
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            proc.communicate()  # waits for it and closes the pipes
+    status, payload = _get().submit(target, opts, limits).result()
     if status == "ok":
-        return payload  # type: ignore[return-value]
+        return payload  # type: ignore[no-any-return]
     rep = empty_report(target)
     rep["errors"].append(payload)
     rep["io"] = {"seconds": round(time.monotonic() - started, 4)}
