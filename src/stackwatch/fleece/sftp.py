@@ -36,7 +36,7 @@ class SFTPReader(BlockReader):
         try:
             self._f = client.open(path, "rb")
             st = self._f.stat()
-            size, self.mode = st.st_size, st.st_mode or 0
+            size, self.mode = st.st_size, st.st_mode  # None if the server does not say
         except OSError as e:
             if ssh is not None:
                 ssh.close()

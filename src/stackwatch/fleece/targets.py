@@ -117,7 +117,7 @@ def _sftp(url: str, opts: SourceOptions) -> Source:
     def sibling(name: str, image: BlockReader) -> BlockReader:
         path = backing.sftp_path(image.path, name, roots, image.name)  # type: ignore[attr-defined]
         r = reader.sibling(path)
-        if not S_ISREG(r.mode):
+        if r.mode is not None and not S_ISREG(r.mode):  # the path rule holds either way
             r.close()
             backing.check_regular(image.name, name, path, r.mode)
         return r
