@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
 
 from stackwatch.fleece.report import empty_report
@@ -142,7 +143,11 @@ def shutdown() -> None:
 def run_isolated(target: str, opts: SourceOptions = SourceOptions(), limits: Limits = Limits()) -> dict:
     """The report for one target; never raises for anything the image does."""
     started = time.monotonic()
-    status, payload = _get().submit(target, opts, limits).result()
+    fut = _get().submit(target, opts, limits)
+    try:  # the zygote answers by the deadline (it kills the child then); the margin is for a wedged zygote
+        status, payload = fut.result(timeout=limits.seconds + 60)
+    except FutureTimeout:
+        status, payload = "error", f"the fleece worker process did not answer within {limits.seconds + 60:g} s"
     if status == "ok":
         return payload  # type: ignore[no-any-return]
     rep = empty_report(target)
