@@ -13,6 +13,7 @@ and the zygote exits: it never leaves a process behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -79,7 +80,8 @@ def analyse(target: str, opts: SourceOptions, memory_mib: int, seconds: float) -
 
 def _fork(req: dict, children: dict[int, _Child], answer_fd: int) -> None:
     for mod in PRELOAD_BY_KIND.get(req["target"].split(":", 1)[0], []):
-        __import__(mod)
+        with contextlib.suppress(ImportError):  # not installed: the child says so, in its report
+            __import__(mod)
     opts = SourceOptions(**{**req["opts"], "backing_dirs": tuple(req["opts"]["backing_dirs"])})
     limits = req["limits"]
     r, w = os.pipe()
