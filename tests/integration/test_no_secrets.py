@@ -12,8 +12,8 @@ any form of it (raw, percent-encoded, JSON-escaped, cut after a raw `@`) is foun
 Then every line of every process's stdout and stderr, every GET route of `/openapi.json` with sample and
 bad parameters (and the pages outside the spec), and every row of the database are scanned: 0 found.
 
-`test_devcloud_refresh_and_fleece_leak_nothing` does the same against devcloud's real Keystone, Nova and
-Glance (marked devcloud; run it under `flock /tmp/devcloud.lock`), where Keystone tokens are secrets too.
+tests/devcloud/test_no_secrets.py does the same against devcloud's real Keystone, Nova and Glance with these
+helpers (marked devcloud; run it under `flock /tmp/devcloud.lock`), where Keystone tokens are secrets too.
 """
 
 from __future__ import annotations
@@ -311,15 +311,16 @@ def publish_samples(url: str, exchange: str) -> list[str]:
     return ids
 
 
-def delete_broker_objects(queue: str, exchange: str) -> None:
+def delete_broker_objects(url: str, queue: str, exchange: str | None = None) -> None:
     import pika
 
     with contextlib.suppress(Exception):
-        conn = pika.BlockingConnection(pika.URLParameters(AMQP_ADMIN_URL))
+        conn = pika.BlockingConnection(pika.URLParameters(url))
         with contextlib.suppress(Exception):
             conn.channel().queue_delete(queue)
-        with contextlib.suppress(Exception):
-            conn.channel().exchange_delete(exchange)
+        if exchange:
+            with contextlib.suppress(Exception):
+                conn.channel().exchange_delete(exchange)
         conn.close()
 
 
@@ -412,7 +413,7 @@ def test_serve_worker_refresh_fleece_leak_no_secret(tmp_path, pg_database, amqp_
         if worker is not None:
             worker.stop(evidence)
         serve.stop(evidence)
-        delete_broker_objects(queue, exchange)
+        delete_broker_objects(AMQP_ADMIN_URL, queue, exchange)
     rows = dump_database(admin_url, db_name, evidence)
 
     saved = evidence.save(tmp_path / "evidence.txt")
