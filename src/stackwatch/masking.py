@@ -34,6 +34,7 @@ only where it is a whole value (`mask_url`, a mapping value under a secret key),
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Mapping
@@ -64,18 +65,23 @@ _LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)  # keeps 
 _TERMS_FIND = re.compile("|".join(sorted({v for t in SECRET_TERMS for v in (t, t.replace("_", "-"))}, key=len)[::-1]))
 _URL_END = re.compile(r"[\s\"'<>`]")  # in free text a URL ends at whitespace, a quote or an angle bracket
 _AUTH_SCHEME = re.compile(r"(?:Bearer|Basic|Digest|Negotiate|Token)\s+", re.I)
-# what follows a secret-named key: `<sep><value>`. The key may be quoted (JSON, repr); `:` needs a space after
-# it unless the key is quoted, so `http://token:pw@h` is left to the URL rule; a value that opens a structure
-# (`"token": {"id": ...`) is left to the keys inside it
-_VALUE = re.compile(
-    r"(?P<kq>[\"'])?"
-    r"(?P<sep>\s*=\s*|(?(kq)\s*:\s*|\s*:\s+))"
-    r"(?P<val>b?\"(?:[^\"\\]|\\.)*\"|b?'(?:[^'\\]|\\.)*'"
-    r"|b?[\"'][^\s&<>]*"  # a quote that never closes (a cut line): up to the next space
-    r"|(?:Bearer|Basic|Digest|Negotiate|Token)\s+[^\s\"'&<>]+"
-    r"|(?![\[{]\s*[\"'\[{])[^\s\"'&<>]+)",
-    re.I,
-)
+
+
+@functools.cache
+def _value_pattern() -> re.Pattern[str]:
+    """What follows a secret-named key: `<sep><value>`. The key may be quoted (JSON, repr); `:` needs a space
+    after it unless the key is quoted, so `http://token:pw@h` is left to the URL rule; a value that opens a
+    structure (`"token": {"id": ...`) is left to the keys inside it. Compiled on first use: most commands
+    never meet a secret-named key (start-up time)."""
+    return re.compile(
+        r"(?P<kq>[\"'])?"
+        r"(?P<sep>\s*=\s*|(?(kq)\s*:\s*|\s*:\s+))"
+        r"(?P<val>b?\"(?:[^\"\\]|\\.)*\"|b?'(?:[^'\\]|\\.)*'"
+        r"|b?[\"'][^\s&<>]*"  # a quote that never closes (a cut line): up to the next space
+        r"|(?:Bearer|Basic|Digest|Negotiate|Token)\s+[^\s\"'&<>]+"
+        r"|(?![\[{]\s*[\"'\[{])[^\s\"'&<>]+)",
+        re.I,
+    )
 
 
 def is_secret_key(key: object) -> bool:
@@ -160,7 +166,7 @@ def _mask_pairs(text: str) -> str:
         ke = i
         while ke < len(text) and _is_key_char(text[ke]):
             ke += 1
-        m = _VALUE.match(text, ke)
+        m = _value_pattern().match(text, ke)
         if m is None or (rest := _pair_value(text[ks:ke], m)) is None:
             continue
         out += [text[pos:ke], rest]
