@@ -1,8 +1,8 @@
 """The one masker: credentials become `***` before any text, URL or structure is logged, printed or returned.
 
-Every place that shows something an operator configured (log formatter, `provider list`, `db status`, the
-catcher's start line, config errors, fleece reports) goes through this module, so a rule fixed here is
-fixed everywhere.
+Every place that shows something an operator configured or a cloud sent (log formatter, `provider list`,
+`db upgrade`, the catcher's start line, config errors, fleece reports, stored event payloads) goes through
+this module, so a rule fixed here is fixed everywhere.
 
 Written here rather than taken from a library, because none does exactly this (checked 2026-12):
 oslo.utils' `strutils.mask_password`, the closest and from OpenStack's own world, masks `key=value`,
@@ -47,6 +47,8 @@ SECRET_TERMS: tuple[str, ...] = (
     "password",
     "passwd",
     "passphrase",
+    "adminpass",  # Nova's server password
+    "admin_pass",
     "secret",
     "token",
     "api_key",

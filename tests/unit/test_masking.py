@@ -114,7 +114,7 @@ def test_nested_structures():
     ("key", "secret"),
     [
         ("password", True), ("OS_PASSWORD", True), ("X-Auth-Token", True), ("application_credential_secret", True),
-        ("client_secret", True), ("api_key", True), ("passphrase", True), ("credentials", True),
+        ("client_secret", True), ("api_key", True), ("passphrase", True), ("credentials", True), ("adminPass", True),
         ("Authorization", True), ("username", False), ("auth", False), ("auth_url", False),
         ("application_credential_id", False), ("token_url", False), ("region_name", False), ("PWD", False),
     ],
