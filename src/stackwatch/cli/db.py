@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from stackwatch.cli.common import friendly_errors, settings
-from stackwatch.logs import mask
+from stackwatch.masking import mask_url
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
 
@@ -21,7 +21,7 @@ def upgrade() -> None:
     engine = make_engine(cfg.database_url)
     run_upgrade(engine)
     revision, _head = current_revision(engine)
-    typer.echo(f"{mask(cfg.database_url)} at revision {revision}")
+    typer.echo(f"{mask_url(cfg.database_url)} at revision {revision}")
 
 
 @app.command()

@@ -44,6 +44,9 @@ def main(
     ] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
 ) -> None:
+    from stackwatch.logs import setup_logging
+
+    setup_logging()  # every command logs masked JSON lines, at $STACKWATCH_LOG_LEVEL when set
     if config is not None:
         os.environ[ENV_CONFIG] = str(config)
 

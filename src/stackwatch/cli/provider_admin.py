@@ -15,7 +15,7 @@ from stackwatch.cli.common import friendly_errors
 from stackwatch.cli.output import OutputFormat, console, print_json, print_table
 from stackwatch.config.edit import add_provider, config_path, remove_provider
 from stackwatch.config.settings import load_settings
-from stackwatch.logs import mask
+from stackwatch.masking import mask_url
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration to edit")]
 
@@ -56,7 +56,7 @@ def list_providers(
     cfg = load_settings(config)
     docs = []
     for p in cfg.providers:
-        urls = [mask(u) for u in ((p.events.amqp or {}).get("urls") or [])]
+        urls = [mask_url(u) for u in ((p.events.amqp or {}).get("urls") or [])]
         docs.append({"name": p.name, "type": p.type, "cloud": p.cloud, "monitor": p.events.monitor,
                      "amqp_urls": urls, "retention_days": p.events.retention_days})
     if format is OutputFormat.json:
