@@ -116,7 +116,7 @@ def handler(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("handlers running", extra={"database": mask(cfg.database_url)})
+    log.info("handlers running", extra={"database": mask_url(cfg.database_url)})
     interval = stats_every if stats_every > 0 else 3600.0
     while not stopping.wait(interval):
         log.info("handler progress", extra={"handlers": handlers.stats()})
