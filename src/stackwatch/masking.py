@@ -77,11 +77,14 @@ def _value_pattern() -> re.Pattern[str]:
     never meet a secret-named key (start-up time)."""
     return re.compile(
         r"(?P<kq>[\"'])?"
-        r"(?P<sep>\s*=\s*|(?(kq)\s*:\s*|\s*:\s+))"
+        r"(?P<sep>(?P<eq>\s*=\s*)|(?(kq)\s*:\s*|\s*:\s+))"
         r"(?P<val>b?\"(?:[^\"\\]|\\.)*\"|b?'(?:[^'\\]|\\.)*'"
         r"|b?[\"'][^\s&<>]*"  # a quote that never closes (a cut line): up to the next space
         r"|(?:Bearer|Basic|Digest|Negotiate|Token)\s+[^\s\"'&<>]+"
-        r"|(?![\[{]\s*[\"'\[{])[^\s\"'&<>]+)",
+        # after `=` (query strings, logfmt) or an unquoted `key:` (YAML) anything up to the next separator is
+        # the secret, even `{{`; after a quoted key (JSON, repr) a value that opens a structure
+        # (`"token": {"id": ...`) is left to the keys inside it
+        r"|(?(eq)|(?(kq)(?![\[{]\s*[\"'\[{])))[^\s\"'&<>]+)",
         re.I,
     )
 
