@@ -165,3 +165,45 @@ def test_a_collapsed_redelivery_in_the_same_batch_is_a_duplicate_not_a_count(sto
     report = Catcher(store, provider).catch([RawMessage(b) for b in bodies + bodies[4:]])
     assert (report.stored, report.collapsed, report.duplicates) == (3, 3, 2)
     assert store.collapsed_count("storm-00002", "lab") == 3
+
+
+def test_collapsed_count_in_cli_and_api(db_url, monkeypatch, tmp_path):
+    """An operator accounts for every event without reading the database: `events list` (table and JSON),
+    `events show --format json` and the API's event documents carry collapsed_count."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from stackwatch.api.app import create_app
+    from stackwatch.cli.main import app
+    from stackwatch.config.settings import load_settings
+
+    monkeypatch.setenv("STACKWATCH_DATABASE_URL", db_url)
+    monkeypatch.setenv("STACKWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("STACKWATCH_CONFIG", raising=False)
+    flood = tmp_path / "flood.jsonl"
+    flood.write_bytes(b"\n".join(storm(130)) + b"\n")
+    cli = CliRunner()
+    ingested = cli.invoke(app, ["events", "ingest", str(flood), "--provider", "lab", "--format", "json"])
+    assert ingested.exit_code == 0, ingested.output
+    assert json.loads(ingested.stdout)["collapsed"] == 80  # default threshold: 50 stored, 80 counted
+
+    listed = cli.invoke(app, ["events", "list", "--provider", "lab", "--limit", "1000", "--format", "json"])
+    docs = json.loads(listed.stdout)
+    assert len(docs) == 50 and sum(d["collapsed_count"] for d in docs) == 80
+    assert {d["message_id"]: d["collapsed_count"] for d in docs if d["collapsed_count"]} == {"storm-00049": 80}
+    table = cli.invoke(app, ["events", "list", "--provider", "lab", "--limit", "1000"], env={"COLUMNS": "250"})
+    assert table.exit_code == 0 and "collapsed" in table.stdout and "+80" in table.stdout, table.stdout
+    shown = json.loads(cli.invoke(app, ["events", "show", "storm-00049", "--format", "json"]).stdout)
+    assert shown["collapsed_count"] == 80
+
+    store = open_store(db_url)
+    try:
+        client = TestClient(create_app(load_settings(), store))
+        api_docs = client.get("/api/v1/events", params={"provider": "lab", "limit": 1000}).json()
+        assert len(api_docs) + sum(d["collapsed_count"] for d in api_docs) == 130
+        assert client.get("/api/v1/events/storm-00049").json()["collapsed_count"] == 80
+        assert client.get("/api/v1/events/storm-00000").json()["collapsed_count"] == 0
+    finally:
+        store.dispose()
