@@ -29,8 +29,9 @@ class StoreUnavailable(StoreError):
 #: cannot connect now, query canceled), system error (58: I/O), and transaction rollback (40: serialization
 #: failure, deadlock), which a retry of the same rows resolves.
 _UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "40", "53", "57", "58"})
-#: ... and single conditions of other classes: lock not available, read-only transaction (a standby).
-_UNAVAILABLE_SQLSTATES = frozenset({"55P03", "25006"})
+#: ... and single conditions of other classes: lock not available, read-only transaction (a standby),
+#: data or index corrupted.
+_UNAVAILABLE_SQLSTATES = frozenset({"55P03", "25006", "XX001", "XX002"})
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -61,8 +62,9 @@ def _one_is_unavailable(exc: BaseException) -> bool:
         return name in ("OperationalError", "DisconnectionError", "TimeoutError", "InvalidatePoolError")
     if module in ("sqlite3", "_sqlite3"):
         # sqlite3 raises OperationalError for the file, not the rows: locked, busy, disk I/O, disk full,
-        # unable to open; what a row causes is IntegrityError, DataError, InterfaceError or ProgrammingError
-        return name == "OperationalError"
+        # unable to open; DatabaseError itself for a corrupt file. What a row causes is one of the other
+        # subclasses: IntegrityError (a constraint, a trigger's RAISE), DataError, InterfaceError, ...
+        return name in ("OperationalError", "DatabaseError")
     if module == "psycopg":
         sqlstate = getattr(exc, "sqlstate", None)
         if sqlstate:
