@@ -7,7 +7,9 @@ many writers as the store takes, over the store process `store_writer: auto` pic
 fed from memory instead of a broker, over the AMQP bench corpus (tests/amqp/corpus.py: about a third of its
 events share a flood key, as keystone and neutron notifications do). Printed per trial: events/s from the
 first batch to the last acknowledgement, and CPU per event over that stretch of the trial process and of
-its store process(es). Run it with PYTHONPATH pointing at another tree to compare code.
+its store process(es), and the mean number of transactions in flight (time inside `Catcher.commit`
+summed over the writers, over the wall time: the writers' overlap, which waiting for one another loses).
+Run it with PYTHONPATH pointing at another tree to compare code.
 """
 
 from __future__ import annotations
@@ -85,8 +87,22 @@ def _trial(db: str, flood: bool, events: int, pg_admin: str) -> dict[str, float]
     store = open_store(url, writer=choose_writer("auto", long_running=True))
     if hasattr(store, "writer"):
         store.writer.start()
+    class TimedCatcher(Catcher):
+        """Adds up the time spent in transactions: over the wall time, the mean number in flight."""
+
+        busy = 0.0
+        lock = threading.Lock()
+
+        def commit(self, prepared):  # noqa: ANN001, ANN202
+            started = time.perf_counter()
+            try:
+                return super().commit(prepared)
+            finally:
+                with self.lock:
+                    TimedCatcher.busy += time.perf_counter() - started
+
     monitor = MemoryMonitor(provider, batches)
-    runner = CatcherRunner(monitor, Catcher(store, provider), writers=getattr(store, "concurrent_writers", 1))
+    runner = CatcherRunner(monitor, TimedCatcher(store, provider), writers=getattr(store, "concurrent_writers", 1))
     tune_for_intake()
     pids = [pid for pid in getattr(getattr(store, "writer", None), "pids", []) if pid]
     store_cpu = sum(proc_cpu.process_cpu(pid) or 0.0 for pid in pids)
@@ -105,7 +121,7 @@ def _trial(db: str, flood: bool, events: int, pg_admin: str) -> dict[str, float]
 
         with psycopg.connect(pg_admin, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-    return {"ev_s": events / elapsed, "parent_us": cpu / events * 1e6,
+    return {"ev_s": events / elapsed, "parent_us": cpu / events * 1e6, "in_flight": TimedCatcher.busy / elapsed,
             "store_us": store_cpu / events * 1e6, "rows": rows,
             "collapsed": stats["collapsed"], "stored": stats["stored"]}
 
@@ -131,7 +147,8 @@ def main() -> None:
                 r = json.loads(out.strip().splitlines()[-1])
                 results.setdefault((db, flood), []).append(r)
                 print(f"{db:6} flood {flood:3}: {r['ev_s']:8,.0f} ev/s  CPU/event: runner {r['parent_us']:5.1f} us, "
-                      f"store process {r['store_us']:5.1f} us  ({r['rows']} rows, {r['collapsed']} collapsed)",
+                      f"store process {r['store_us']:5.1f} us; transactions in flight {r['in_flight']:.2f} "
+                      f"({r['rows']} rows, {r['collapsed']} collapsed)",
                       flush=True)
     for db in dbs:
         on, off = results[(db, "on")], results[(db, "off")]
