@@ -510,7 +510,8 @@ def test_sqlite_write_lock_held_by_another_process_loses_nothing(broker, make_pr
 
 
 def test_pg_terminate_backend_mid_copy_loses_nothing(broker, pg_url, make_provider, tmp_path):
-    """The writer's PostgreSQL backend is terminated while it COPYs a batch, several times."""
+    """The writers' PostgreSQL backends are terminated whenever they COPY, for 8 s: the same batch fails
+    again and again (a refusal it is not: no split, no quarantine), then everything is stored."""
     prov = make_provider(("nova",))
     queue = prov.events.amqp["queue"]
     config = tmp_path / "stackwatch.yaml"
@@ -527,14 +528,15 @@ def test_pg_terminate_backend_mid_copy_loses_nothing(broker, pg_url, make_provid
         proc = _start_catcher(config, prov.name, log)
         admin_url = PG_ADMIN_URL.replace("postgresql+psycopg://", "postgresql://")
         with psycopg.connect(admin_url, autocommit=True) as admin:
-            deadline = time.monotonic() + 60
-            while kills < 3 and time.monotonic() < deadline:
+            deadline = time.monotonic() + 60  # the first COPY (the catcher starting up), then 8 s of kills
+            while time.monotonic() < deadline:
                 row = admin.execute(
                     "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'active' "
                     "AND query LIKE 'COPY event_records_stage%%' LIMIT 1", (dbname,)).fetchone()
                 if row and admin.execute("SELECT pg_terminate_backend(%s)", (row[0],)).fetchone()[0]:
+                    if not kills:
+                        deadline = time.monotonic() + 8
                     kills += 1
-                    time.sleep(0.2)
                 else:
                     time.sleep(0.002)
         _wait_accounted(pg_url, prov.name, publisher.published, 120)
@@ -544,7 +546,7 @@ def test_pg_terminate_backend_mid_copy_loses_nothing(broker, pg_url, make_provid
             _stop(proc)
         log.close()
         publisher.close(broker)
-    assert kills >= 1, "no writer was caught in a COPY"
+    assert kills >= 3, "the writers were not caught in a COPY often enough"
     held = _assert_all_accounted(pg_url, prov.name, publisher.published)
     assert held["collapsed"] > 0, held
     print(f"\npg_terminate_backend x{kills} mid-COPY: {publisher.published} published = {held['rows']} rows + "
