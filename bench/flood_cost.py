@@ -9,7 +9,8 @@ events share a flood key, as keystone and neutron notifications do). Printed per
 first batch to the last acknowledgement, and CPU per event over that stretch of the trial process and of
 its store process(es), and the mean number of transactions in flight (time inside `Catcher.commit`
 summed over the writers, over the wall time: the writers' overlap, which waiting for one another loses).
-Run it with PYTHONPATH pointing at another tree to compare code.
+`--cpu`: one thread, prepare + commit on SQLite, CPU per event only. Run it with PYTHONPATH pointing at
+another tree to compare code.
 """
 
 from __future__ import annotations
@@ -126,14 +127,49 @@ def _trial(db: str, flood: bool, events: int, pg_admin: str) -> dict[str, float]
             "collapsed": stats["collapsed"], "stored": stats["stored"]}
 
 
+def cpu_per_event(events: int, rounds: int) -> None:
+    """One thread, no pipeline: `Catcher.prepare` + `commit` on SQLite (in-process writer), CPU per event of
+    flood on and off, interleaved; the least noisy figure of what flood control itself costs."""
+    from stackwatch.config.settings import ProviderConfig
+    from stackwatch.events.catcher import Catcher
+    from stackwatch.events.model import RawMessage
+    from stackwatch.gctune import tune_for_intake
+    from stackwatch.store.db import open_store
+    from tests.amqp.corpus import envelope_bodies
+
+    tune_for_intake()
+    bodies = [b for _, b in envelope_bodies(events)]
+    cpu: dict[str, list[float]] = {"on": [], "off": []}
+    for round_ in range(rounds):
+        for flood in (("on", "off") if round_ % 2 == 0 else ("off", "on")):
+            with tempfile.TemporaryDirectory() as tmp:
+                store = open_store(f"sqlite:///{tmp}/cpu.db")
+                provider = ProviderConfig.model_validate(
+                    {"name": "bench", "events": {} if flood == "on" else {"flood": {"window_seconds": 0}}})
+                catcher = Catcher(store, provider)
+                batches = [[RawMessage(b, "amqp") for b in bodies[i : i + 1000]] for i in range(0, events, 1000)]
+                started = time.process_time()
+                for batch in batches:
+                    catcher.commit(catcher.prepare(batch))
+                cpu[flood].append((time.process_time() - started) / events * 1e6)
+                store.dispose()
+    for flood in ("on", "off"):
+        figures = ", ".join(f"{x:.1f}" for x in sorted(cpu[flood]))
+        print(f"sqlite, one thread, flood {flood:3}: CPU per event {figures} us")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--db", choices=("sqlite", "pg", "both"), default="both")
     parser.add_argument("--pg", default=os.environ.get("STACKWATCH_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--cpu", action="store_true", help="only the one-thread CPU per event (see cpu_per_event)")
     parser.add_argument("--trial", nargs=2, metavar=("DB", "FLOOD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu:
+        cpu_per_event(args.events, args.rounds)
+        return
     if args.trial:
         print(json.dumps(_trial(args.trial[0], args.trial[1] == "on", args.events, args.pg)))
         return
