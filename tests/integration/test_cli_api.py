@@ -56,7 +56,7 @@ def test_contract_field_names():
 
 def test_cli_list_show_count_timeline(loaded):
     events = cli_json("events", "list", "--provider", "lab", "--limit", "1000")
-    assert events and all(list(e) == CONTRACT_FIELDS for e in events)
+    assert events and all(list(e) == [*CONTRACT_FIELDS, "collapsed_count"] for e in events)
     count = runner.invoke(app, ["events", "count", "--provider", "lab"])
     assert int(count.stdout.strip()) == len(events)
 
@@ -95,7 +95,7 @@ def test_api_events(loaded):
     client = TestClient(create_app(cfg, store))
     assert client.get("/healthz").json()["status"] == "ok"
     events = client.get("/api/v1/events", params={"provider": "lab", "limit": 1000}).json()
-    assert events and all(list(e) == CONTRACT_FIELDS for e in events)
+    assert events and all(list(e) == [*CONTRACT_FIELDS, "collapsed_count"] for e in events)
     cli_events = cli_json("events", "list", "--provider", "lab", "--limit", "1000")
     assert [e["message_id"] for e in events] == [e["message_id"] for e in cli_events]
     by_vm = client.get("/api/v1/events", params={"vm": VM, "type": "compute.instance.*"}).json()

@@ -97,9 +97,14 @@ def test_flood_is_collapsed_and_counted(store):
     report = catcher.catch(batch[:25])
     report2 = catcher.catch(batch[25:])
     assert report.stored == 5 and report.collapsed == 20
-    assert report2.stored == 0 and report2.collapsed == 15
-    assert store.count("lab") == 5
-    assert store.collapsed_count("storm-4", "lab") == 35  # the last stored event carries the count
+    # the count lands on an event of the same batch (one transaction): the first of a batch over the threshold
+    # is stored to carry it, so a count never waits for, or lands on, another batch's row
+    assert report2.stored == 1 and report2.collapsed == 14
+    assert store.count("lab") == 6
+    assert store.collapsed_count("storm-4", "lab") == 20  # the last stored event of the first batch
+    assert store.collapsed_count("storm-25", "lab") == 14
+    events = store.query(EventQuery(provider="lab", limit=100))
+    assert len(events) + sum(e.collapsed_count for e in events) == 40  # every message accounted for
 
 
 def test_quarantine_keeps_raw_bytes_and_reason(store):
@@ -269,8 +274,9 @@ def test_batches_of_every_size_store_nul_text_once(store, size):
     assert event.payload["display_name"] in ("a\u0000b", "a\ufffdb")  # PostgreSQL text cannot hold NUL
 
 
-def test_concurrent_writers_keep_collapsed_counts_of_earlier_batches(store):
-    """Two transactions at once (PostgreSQL's default): a flood's counts land on an event another batch stored."""
+def test_concurrent_writers_keep_every_collapsed_count(store):
+    """Two transactions at once (PostgreSQL's default): each batch's flood counts land on an event of that
+    batch, committed with it, so no writer waits for another and no count is lost between them."""
     from stackwatch.events.pipeline import PipelinedCatcher
 
     provider = ProviderConfig(name="lab", events=EventsConfig(flood=FloodConfig(window_seconds=600, threshold=5)))
@@ -282,13 +288,17 @@ def test_concurrent_writers_keep_collapsed_counts_of_earlier_batches(store):
     ]
     pipe = PipelinedCatcher(catcher, writers=2)
     reports = []
-    for start in range(0, 100, 10):  # ten batches; only the first holds stored events
+    for start in range(0, 100, 10):  # ten batches; the first holds the 5 under the threshold
         reports += [r for r, _ in pipe.submit([RawMessage(body=b) for b in bodies[start : start + 10]])]
     reports += [r for r, _ in pipe.drain()]
     pipe.close()
-    assert sum(r.stored for r in reports) == 5 == store.count("lab")
-    assert sum(r.collapsed for r in reports) == 95
-    assert store.collapsed_count("m-004", "lab") == 95  # the last stored event of the storm carries them all
+    # batch 1: m-000..m-004 stored, 5 counted on m-004; batches 2-10: the first stored, 9 counted on it
+    assert sum(r.stored for r in reports) == 5 + 9 == store.count("lab")
+    assert sum(r.collapsed for r in reports) == 5 + 9 * 9
+    assert store.collapsed_count("m-004", "lab") == 5
+    assert [store.collapsed_count(f"m-{i:03d}", "lab") for i in range(10, 100, 10)] == [9] * 9
+    events = store.query(EventQuery(provider="lab", limit=1000))
+    assert len(events) + sum(e.collapsed_count for e in events) == 100
 
 
 @pytest.mark.parametrize("size", [3, 150, 1200])

@@ -117,7 +117,8 @@ def list_events(
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 100,
     format: FormatOpt = OutputFormat.table,
 ) -> None:
-    """The latest events matching the filters, oldest first."""
+    """The latest events matching the filters, oldest first. `collapsed` (+N): identical events flood
+    control counted onto this one instead of storing each; every caught event is a row or in a count."""
     cfg = settings()
     events = open_store_for(cfg).query(_query(provider, vm, host, project, type, group, since, until, limit))
     if format is OutputFormat.json:
@@ -125,13 +126,18 @@ def list_events(
         return
     print_table(
         None,
-        ["time", "provider", "event_type", "group", "level", "vm", "project", "message_id"],
+        ["time", "provider", "event_type", "group", "level", "vm", "project", "message_id", "collapsed"],
         [
             (short_time(ev.timestamp or ev.received_at), ev.provider, ev.event_type, ev.group, ev.level,
-             ev.vm_ref, ev.project_id, ev.message_id)
+             ev.vm_ref, ev.project_id, ev.message_id, _collapsed(ev.collapsed_count))
             for ev in events
         ],
     )
+
+
+def _collapsed(count: int) -> str:
+    """"+N" when flood control counted N more identical events onto this one (events/flood.py), else empty."""
+    return f"+{count:,}" if count else ""
 
 
 @app.command()

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from stackwatch.config.settings import ProviderConfig
 from stackwatch.events.convert import ConversionError, Converter, decode_json, parse_notification
 from stackwatch.events.flood import FloodGate
-from stackwatch.events.model import R_MESSAGE_ID, Event, RawMessage, Record
+from stackwatch.events.model import R_MESSAGE_ID, R_PROVIDER, Event, RawMessage, Record
 from stackwatch.store.events import EventStore, QuarantineItem
 from stackwatch.switchboard.routes import RoutingTable
 
@@ -55,14 +55,61 @@ class CatchReport:
 
 @dataclass(slots=True)
 class PreparedBatch:
-    """A converted batch waiting for its transaction."""
+    """A converted batch waiting for its transaction; flood control has decided each message already.
+
+    Retrying a batch commits the same `PreparedBatch` again, and splitting one (to isolate a message the
+    store refuses) divides it with `split`: nothing is converted or admitted twice. Each collapsed count
+    travels with its anchor record, and the records collapsed onto it with it (`followers`)."""
 
     received: int = 0
     filtered: int = 0
     collapsed: int = 0
+    duplicates: int = 0
     records: list[Record] = field(default_factory=list)
     collapsed_into: dict[tuple[str, str], int] = field(default_factory=dict)
     quarantine: list[QuarantineItem] = field(default_factory=list)
+    #: the raw message of each record (parallel to `records`): what the quarantine keeps if one is refused
+    raws: list[RawMessage] = field(default_factory=list)
+    #: anchor message_id -> the (record, raw message) pairs counted onto it
+    followers: dict[str, list[tuple[Record, RawMessage]]] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """Units a split can separate: records (each with its followers) and quarantine items."""
+        return len(self.records) + len(self.quarantine)
+
+    def split(self) -> list[PreparedBatch]:
+        """Two parts that together store exactly what this one does: the quarantine apart from the records
+        first, then the records in halves, each anchor with its count and followers."""
+        if self.records and self.quarantine:
+            return [self._part(self.records, self.raws, [], first=True),
+                    self._part([], [], self.quarantine, first=False)]
+        if len(self.records) > 1:
+            half = len(self.records) // 2
+            return [self._part(self.records[:half], self.raws[:half], [], first=True),
+                    self._part(self.records[half:], self.raws[half:], [], first=False)]
+        if len(self.quarantine) > 1:
+            half = len(self.quarantine) // 2
+            return [self._part([], [], self.quarantine[:half], first=True),
+                    self._part([], [], self.quarantine[half:], first=False)]
+        raise ValueError("a batch of one cannot be split")
+
+    def _part(self, records: list[Record], raws: list[RawMessage], quarantine: list[QuarantineItem],
+              first: bool) -> PreparedBatch:
+        collapsed: dict[tuple[str, str], int] = {}
+        followers: dict[str, list[tuple[Record, RawMessage]]] = {}
+        if self.collapsed_into:
+            for record in records:
+                target = (record[R_PROVIDER], record[R_MESSAGE_ID])
+                count = self.collapsed_into.get(target)
+                if count:
+                    collapsed[target] = count
+                    followers[target[1]] = self.followers.get(target[1], [])
+        return PreparedBatch(
+            received=self.received if first else 0, filtered=self.filtered if first else 0,
+            duplicates=self.duplicates if first else 0, collapsed=sum(collapsed.values()),
+            records=records, collapsed_into=collapsed, quarantine=quarantine, raws=raws, followers=followers,
+        )
 
 
 class EventFilter:
@@ -112,7 +159,8 @@ class Catcher:
         name = self.provider.name
         now = datetime.now(UTC)
         records: list[Record] = []
-        append = records.append
+        raws: list[RawMessage] = []
+        append, append_raw = records.append, raws.append
         convert = self.converter.record
         passes = self.filter.passes if self.filter.active else None
         max_bytes = self.max_bytes
@@ -128,6 +176,7 @@ class Catcher:
                         prepared.filtered += 1
                         continue
                     append(convert(body, name, message.source, received_at, doc=doc, note=note))
+                    append_raw(message)
                     continue
                 except ConversionError as exc:
                     reason = str(exc)
@@ -139,9 +188,35 @@ class Catcher:
             prepared.quarantine.append(
                 QuarantineItem(name, message.source, reason, bytes(message.body), received_at)
             )
-        prepared.records, prepared.collapsed_into = self.flood.admit(records, time.monotonic())
-        prepared.collapsed = len(records) - len(prepared.records)
+        admission = self.flood.admit(records, raws, time.monotonic())
+        prepared.records, prepared.raws = admission.records, admission.raws
+        prepared.collapsed_into, prepared.followers = admission.collapsed, admission.followers
+        prepared.collapsed = sum(admission.collapsed.values())
+        prepared.duplicates = admission.duplicates
         return prepared
+
+    def refused_alone(self, prepared: PreparedBatch, error: BaseException) -> PreparedBatch:
+        """What to write instead of a one-record batch the store keeps refusing: its message in the quarantine
+        (whole, with the error), and, when flood control had counted others onto it, the next of those
+        stored in its place carrying the rest of the count, so the refusal of one loses none of them."""
+        if len(prepared.records) != 1 or prepared.quarantine:
+            raise ValueError("refused_alone takes a batch of exactly one record")
+        record, raw = prepared.records[0], prepared.raws[0]
+        reason = f"store refused this event: {type(error).__name__}: {str(error)[:500]}"
+        received_at = raw.received_at or datetime.now(UTC)
+        item = QuarantineItem(self.provider.name, raw.source, reason, bytes(raw.body), received_at)
+        log.error("catcher %s: %s (quarantined)", self.provider.name, reason)
+        after = PreparedBatch(received=prepared.received, filtered=prepared.filtered,
+                              duplicates=prepared.duplicates, quarantine=[item])
+        followers = prepared.followers.get(record[R_MESSAGE_ID], [])
+        if followers:
+            (heir, heir_raw), rest = followers[0], followers[1:]
+            after.records, after.raws = [heir], [heir_raw]
+            if rest:
+                after.collapsed_into = {(heir[R_PROVIDER], heir[R_MESSAGE_ID]): len(rest)}
+                after.followers = {heir[R_MESSAGE_ID]: rest}
+                after.collapsed = len(rest)
+        return after
 
     def commit(self, prepared: PreparedBatch) -> CatchReport:
         """The database half of `catch`: one transaction. Raises StoreUnavailable; then ack nothing."""
@@ -152,7 +227,7 @@ class Catcher:
         report = CatchReport(
             received=prepared.received,
             stored=len(result.stored),
-            duplicates=result.duplicates,
+            duplicates=result.duplicates + prepared.duplicates,
             quarantined=len(prepared.quarantine),
             filtered=prepared.filtered,
             collapsed=prepared.collapsed,

@@ -127,6 +127,9 @@ class Event:
     level: str = "detail"
     received_at: datetime | None = None
     payload: Any = field(default=None, compare=False)
+    #: identical events flood control counted onto this one instead of storing them (events/flood.py);
+    #: a stored fact that grows, so not part of the event's identity
+    collapsed_count: int = field(default=0, compare=False)
 
     def refs(self) -> dict[str, str]:
         """The references this event carries, without the empty ones."""
@@ -155,6 +158,7 @@ class Event:
             if isinstance(value, datetime):
                 value = value.isoformat()
             out[name] = value
+        out["collapsed_count"] = self.collapsed_count
         return out
 
 

@@ -2,8 +2,11 @@
 
 `ProcessCatcherRunner` ships each batch's raw bodies to a spawned child that runs an ordinary pipelined
 `CatcherRunner` (convert || write) on its own store, and acknowledges the broker when the child reports a
-batch stored. A dead child is replaced and the batches it had not reported are sent again (the store's
-unique index makes the resend harmless). Chosen with `worker catcher --writer process`.
+batch stored. A dead child is replaced and the batches it had not reported are sent again: the store's
+unique index makes the resend harmless for stored events; the new child decides flood control afresh, so
+events it collapses count again if the dead child had committed their batch (an over-count, never a loss:
+docs/events.md). The child's runner classifies store errors and splits refused batches like any
+`CatcherRunner` (store/errors.py). Chosen with `worker catcher --writer process`.
 """
 
 from __future__ import annotations

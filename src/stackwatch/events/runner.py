@@ -3,7 +3,8 @@
 The monitor receives the next batch while this loop stores the current one (the monitor's hand-off holds
 at most one waiting batch and the broker's prefetch bounds the rest, so nothing grows without limit).
 When the store is down (`StoreUnavailable`) the same batch is retried with jittered back-off and nothing
-is acknowledged: the source keeps the messages. stackwatch/wiring.py builds one such loop per provider for
+is acknowledged: the source keeps the messages. A batch is prepared (converted, flood control decided) once;
+retries and the parts of a refused batch reuse it. stackwatch/wiring.py builds one such loop per provider for
 `stackwatch serve` and `stackwatch worker catcher`.
 """
 
@@ -13,16 +14,15 @@ import collections
 import contextlib
 import logging
 import queue
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from stackwatch.backoff import Backoff
 from stackwatch.events.monitors.base import Batch, Monitor
-from stackwatch.store.errors import StoreUnavailable
+from stackwatch.store.errors import is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,7 @@ class CatcherRunner:
     ) -> None:
         self.monitor = monitor
         self.catcher = catcher
-        self.retry_min = retry_min
-        self.retry_max = retry_max
+        self.backoff = Backoff(retry_min, retry_max)
         self.on_stored = on_stored
         self.pipelined = pipelined
         #: concurrent store transactions (each its own connection); acks stay in order
@@ -101,7 +100,7 @@ class CatcherRunner:
             self._after_run()
 
     def _run_loop(self) -> None:
-        if self.pipelined and hasattr(self.catcher, "prepare") and hasattr(self.catcher, "commit"):
+        if self.pipelined:
             self._run_pipelined()
         else:
             self._run_sequential()
@@ -111,7 +110,8 @@ class CatcherRunner:
 
     def _run_sequential(self) -> None:
         for batch in self.monitor.batches():
-            if not self._store(batch, lambda b=batch: self.catcher.catch(b.messages)):
+            prepared = self._prepare(batch)
+            if prepared is None or not self._store(batch, prepared):
                 return  # stopping while the store is down: leave the batch unacknowledged
             self.monitor.ack(batch)
             if self._stop.is_set():
@@ -131,11 +131,11 @@ class CatcherRunner:
             writer.start()
         try:
             for batch in self.monitor.batches():
+                # each batch is its own transaction, flood counts included (their anchors are in the same
+                # batch, events/flood.py): the writers never wait for one another
                 prepared = self._prepare(batch)
                 if prepared is None:
                     return
-                if self.writers > 1 and getattr(prepared, "collapsed_into", None):
-                    self._wait_for_earlier_batches()  # their rows must be committed before counts go onto them
                 with self._order_lock:
                     self._order.append(batch)
                 while True:
@@ -171,17 +171,10 @@ class CatcherRunner:
             if item is _END:
                 return
             batch, prepared = item
-            if not self._store(batch, lambda p=prepared: self.catcher.commit(p)):
+            if not self._store(batch, prepared):
                 self._stop.set()  # stopping while the store is down: the other writers stop too
                 return
             self._completed(batch)
-
-    def _wait_for_earlier_batches(self) -> None:
-        while not self._stop.is_set():
-            with self._order_lock:
-                if not self._order:
-                    return
-            time.sleep(0.001)
 
     def _completed(self, batch: Batch) -> None:
         """Acknowledge in batch order: with several writers, batch N+1 may commit before batch N."""
@@ -204,32 +197,34 @@ class CatcherRunner:
             if self._wait_backoff(failures):
                 return None
 
-    def _store(self, batch: Batch, write: Callable[[], Any]) -> bool:
-        """Write `batch`; retry while the store is unavailable. False when stopped before it was stored.
+    def _store(self, batch: Batch, prepared: Any) -> bool:
+        """Write the prepared `batch`; retry while the store is unavailable. False when stopped before it was stored.
 
-        An error that is not `StoreUnavailable` (the database is up but refuses this batch) is retried
-        `split_after` times, then the batch is written in halves to isolate the message it refuses; a single
-        refused message is kept in the quarantine with the error, so one poison message cannot stall the
-        stream and nothing is acknowledged without being kept.
+        Every failure is classified by its cause (`store.errors.is_unavailable`): a store that cannot be
+        written now is retried with back-off for ever, nothing acknowledged meanwhile. A refusal (the database
+        is up but refuses what the batch holds) is retried `split_after` times, then the batch is written in
+        parts to isolate what it refuses (`_store_split`), so one poison message cannot stall the stream and
+        nothing is acknowledged without being kept. Retries and parts reuse the prepared batch: flood control
+        decided each message once.
         """
         failures = refused = 0
         while True:
             started = time.monotonic()
             try:
-                report = write()
-            except StoreUnavailable as exc:
-                failures += 1
-                self._note_failure(exc, failures, len(batch), "store unavailable")
+                report = self.catcher.commit(prepared)
             except Exception as exc:  # noqa: BLE001 - never ack what was not stored; keep trying
                 failures += 1
-                refused += 1
-                self._note_failure(exc, failures, len(batch), "store refused a batch")
-                if refused >= self.split_after and hasattr(self.catcher, "catch"):
-                    report = self._store_split(list(batch.messages), exc)
-                    if report is None:
-                        return False
-                    self._stored(batch, report, time.monotonic() - started, failures)
-                    return True
+                if is_unavailable(exc):
+                    self._note_failure(exc, failures, len(batch), "store unavailable")
+                else:
+                    refused += 1
+                    self._note_failure(exc, failures, len(batch), "store refused a batch")
+                    if refused >= self.split_after:
+                        report = self._store_split(prepared)
+                        if report is None:
+                            return False
+                        self._stored(batch, report, time.monotonic() - started, failures)
+                        return True
             else:
                 self._stored(batch, report, time.monotonic() - started, failures)
                 return True
@@ -243,57 +238,44 @@ class CatcherRunner:
         if self.on_stored is not None:
             self.on_stored(batch, report, elapsed)
 
-    def _store_split(self, messages: list[Any], error: BaseException) -> Any:
-        """Store `messages` in halves (recursively); quarantine a lone message the store keeps refusing.
-        Returns the summed report, or None when stopped first."""
-        total = BatchCounts({})
-        pending = [messages]
+    def _store_split(self, prepared: Any) -> Any:
+        """Store a refused prepared batch in parts (recursively halved, `PreparedBatch.split`); a lone record
+        the store keeps refusing goes to the quarantine whole and the next event counted onto it takes its
+        place (`Catcher.refused_alone`). Returns the summed report, or None when stopped first."""
+        from stackwatch.events.catcher import CatchReport
+
+        total = CatchReport()
+        pending = [prepared]
         while pending:
             part = pending.pop(0)
             failures = 0
             while True:
                 try:
-                    report = self.catcher.catch(part)
-                except StoreUnavailable as exc:
-                    failures += 1
-                    self._note_failure(exc, failures, len(part), "store unavailable")
+                    report = self.catcher.commit(part)
                 except Exception as exc:  # noqa: BLE001
-                    if len(part) > 1:
-                        half = len(part) // 2
-                        pending[:0] = [part[:half], part[half:]]
-                        break
-                    report = self._quarantine_last_resort(part[0], exc)
-                    if report is None:
+                    if is_unavailable(exc):
                         failures += 1
-                    else:
-                        total.add(report)
+                        self._note_failure(exc, failures, part.size, "store unavailable")
+                    elif part.size > 1:
+                        pending[:0] = part.split()
                         break
+                    elif part.records:
+                        pending.insert(0, self.catcher.refused_alone(part, exc))
+                        break
+                    else:  # the quarantine itself is refused: it cannot be kept, so it is not acknowledged
+                        failures += 1
+                        self._note_failure(exc, failures, part.size, "cannot quarantine a refused event")
                 else:
                     total.add(report)
+                    total.stored_records.extend(report.stored_records)
                     break
                 if self._wait_backoff(failures or 1):
                     return None
         return total
 
-    def _quarantine_last_resort(self, message: Any, exc: BaseException) -> Any:
-        from stackwatch.store.events import QuarantineItem
-
-        reason = f"store refused this event: {type(exc).__name__}: {str(exc)[:500]}"
-        received = message.received_at or datetime.now(UTC)
-        try:
-            self.catcher.store.write_batch(
-                [], quarantine=[QuarantineItem(self.provider, message.source, reason, bytes(message.body), received)]
-            )
-        except Exception as again:  # noqa: BLE001 - not kept: do not acknowledge, try again later
-            self._note_failure(again, 1, 1, "cannot quarantine a refused event")
-            return None
-        log.error("catcher %s: %s (quarantined)", self.provider, reason)
-        return BatchCounts({"quarantined": 1})
-
     def _wait_backoff(self, failures: int) -> bool:
         """Sleep a jittered, growing delay; True when stopped meanwhile."""
-        delay = min(self.retry_max, self.retry_min * 2 ** min(failures - 1, 16))
-        return self._stop.wait(random.uniform(delay / 2, delay))
+        return self.backoff.wait(failures, self._stop)
 
     def _note_failure(self, exc: BaseException, failures: int, size: int, what: str) -> None:
         self.stats.store_failures += 1

@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from stackwatch.events.model import (
@@ -31,7 +30,7 @@ from stackwatch.events.model import (
     Event,
     Record,
 )
-from stackwatch.store.errors import StoreError, StoreUnavailable
+from stackwatch.store.errors import StoreError, as_store_error
 from stackwatch.store.models import EventRow, MonitorCursorRow, QuarantineRow
 
 #: the columns a record fills, in record order; `sort_time` and `collapsed_count` are derived in the INSERT
@@ -87,12 +86,6 @@ def glob_to_like(pattern: str) -> str:
     """`compute.instance.*` -> `compute.instance.%` with LIKE's own wildcards escaped."""
     escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped.replace("*", "%").replace("?", "_")
-
-
-def _is_connectivity_error(exc: SQLAlchemyError) -> bool:
-    if isinstance(exc, OperationalError):
-        return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 class EventStore:
@@ -157,18 +150,12 @@ class EventStore:
                 if rows:
                     insert = _copy_insert_pg if self.dialect == "postgresql" else _insert_sqlite
                     stored = insert(conn, rows)
-                for (provider, message_id), count in collapsed.items():
-                    conn.execute(
-                        update(EventRow)
-                        .where(EventRow.provider == provider, EventRow.message_id == message_id)
-                        .values(collapsed_count=EventRow.collapsed_count + count)
-                    )
+                if collapsed:
+                    _add_collapsed(conn, collapsed)
                 if quarantine:
                     self._insert_quarantine(conn, quarantine)
-        except SQLAlchemyError as exc:
-            if _is_connectivity_error(exc):
-                raise StoreUnavailable(f"database unavailable: {exc.__class__.__name__}: {exc.orig or exc}") from exc
-            raise StoreError(f"cannot store batch: {exc}") from exc
+        except Exception as exc:  # driver errors from raw cursors are not SQLAlchemyError: classify them all
+            raise as_store_error(exc) from exc
         return stored
 
     def _insert_quarantine(self, conn, items: Sequence[QuarantineItem]) -> None:  # noqa: ANN001
@@ -312,8 +299,33 @@ def _row_to_event(r: EventRow) -> Event:
         group=r.group,
         level=r.level,
         payload=r.payload,
+        collapsed_count=r.collapsed_count or 0,
         **{name: getattr(r, name) for name in REF_FIELDS},
     )
+
+
+_ADD_COLLAPSED = "UPDATE events SET collapsed_count = collapsed_count + {0} WHERE provider = {0} AND message_id = {0}"
+
+
+def _add_collapsed(conn, collapsed: dict[tuple[str, str], int]) -> None:  # noqa: ANN001
+    """Add flood counts to their anchor rows, which this transaction inserted or which were stored before.
+
+    The catcher only anchors counts on a record of the same batch (events/flood.py), so every anchor is
+    here; one that is not means a bug, and the transaction fails rather than drop the count silently."""
+    raw = conn.connection.driver_connection
+    pg = conn.dialect.name == "postgresql"
+    sql = _ADD_COLLAPSED.format("%s" if pg else "?")
+    cursor = raw.cursor()
+    try:
+        missing = []
+        for (provider, message_id), count in collapsed.items():
+            cursor.execute(sql, (count, provider, message_id))
+            if cursor.rowcount != 1:
+                missing.append(message_id)
+    finally:
+        cursor.close()
+    if missing:
+        raise StoreError(f"collapsed counts for {len(missing)} event(s) not stored in this batch: {missing[:3]}")
 
 
 # -- SQLite executemany path ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from stackwatch.events.model import R_MESSAGE_ID, Record
-from stackwatch.store.errors import StoreError, StoreUnavailable
+from stackwatch.store.errors import StoreError, StoreUnavailable, as_store_error
 from stackwatch.store.events import EventStore, QuarantineItem, times_as_text
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,9 @@ def _write(
 ) -> tuple[str, Any]:
     try:
         return "ok", store.write_rows(rows, collapsed, quarantine)
-    except StoreUnavailable as exc:
-        return "unavailable", str(exc)
-    except StoreError as exc:
-        return "error", str(exc)
-    except Exception as exc:  # a driver bug must reach the parent as an error, not kill this loop
-        return "error", f"{exc.__class__.__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - whatever it is must reach the parent, classified, not kill this loop
+        error = as_store_error(exc)
+        return ("unavailable" if isinstance(error, StoreUnavailable) else "error"), str(error)
 
 
 class StoreProcess:
