@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from stackwatch.cli.common import friendly_errors, settings
-from stackwatch.logs import mask
+from stackwatch.cli.common import ConfigGroup, friendly_errors, settings
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = typer.Typer(cls=ConfigGroup, help="Database schema.", no_args_is_help=True)
 
 
 @app.command()
 @friendly_errors
 def upgrade() -> None:
     """Migrate the database to the latest schema."""
+    from stackwatch.logs import mask
     from stackwatch.store.db import current_revision, make_engine
     from stackwatch.store.db import upgrade as run_upgrade
 
