@@ -12,8 +12,8 @@ import yaml
 from stackwatch.config.settings import Settings
 from stackwatch.events.monitors.amqp import AmqpMonitor
 from stackwatch.events.process_runner import ProcessCatcherRunner
-from stackwatch.events.runner import start_catchers
 from stackwatch.store.db import open_store
+from stackwatch.wiring import start_catchers
 from tests.amqp.conftest import provider_config, wait_for
 from tests.amqp.corpus import envelope_bodies
 

@@ -1,12 +1,12 @@
-"""Switchboard: handlers run in order, failures are contained, refresh targets are coalesced per provider."""
+"""Switchboard handlers: refresh targets are coalesced per provider and batch, policy events are raised."""
 
 from __future__ import annotations
 
-import threading
-import time
+from dataclasses import replace
+
+import pytest
 
 from stackwatch.events.convert import Converter
-from stackwatch.switchboard.dispatch import Switchboard
 from stackwatch.switchboard.policy import PolicyHandler
 from stackwatch.switchboard.refresh import RefreshHandler
 from stackwatch.switchboard.routes import RoutingTable
@@ -23,80 +23,57 @@ def sample(name: str, provider: str = "lab"):
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, fail: int = 0) -> None:
         self.calls: list[tuple[str, frozenset[Target], bool]] = []
-        self.done = threading.Event()
+        self.fail = fail
 
     def __call__(self, provider, targets, full) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise ConnectionError("compute API unreachable")
         self.calls.append((provider, targets, full))
-        self.done.set()
 
 
-def test_burst_is_coalesced_into_one_targeted_refresh():
+def test_a_batch_is_one_targeted_refresh():
     recorder = Recorder()
-    handler = RefreshHandler(ROUTES, recorder, window=0.3)
     events = [sample(n) for n in ("instance-power_off-end.json", "instance-power_on-end.json",
                                   "instance-reboot-end.json", "instance-snapshot-end.json")] * 10
-    handler.handle(events[:20])
-    handler.handle(events[20:])
-    assert recorder.done.wait(5)
-    time.sleep(0.4)
-    handler.close()
+    RefreshHandler(ROUTES, recorder).handle(events)
     assert len(recorder.calls) == 1
     provider, targets, full = recorder.calls[0]
     assert provider == "lab" and not full
-    assert targets == {Target("lab", "vm", VM), Target("lab", "image", targets_image(events))}
-
-
-def targets_image(events):
-    return next(e.payload["nova_object.data"]["snapshot_image_id"] for e in events
-                if e.event_type == "instance.snapshot.end")
+    snapshot = next(e.payload["nova_object.data"]["snapshot_image_id"] for e in events
+                    if e.event_type == "instance.snapshot.end")
+    assert targets == {Target("lab", "vm", VM), Target("lab", "image", snapshot)}
 
 
 def test_providers_are_refreshed_separately_and_start_events_not_at_all():
     recorder = Recorder()
-    handler = RefreshHandler(ROUTES, recorder, window=0.05)
-    handler.handle([sample("instance-power_on-start.json", "a"), sample("instance-power_on-end.json", "b")])
-    assert recorder.done.wait(5)
-    handler.close()
+    RefreshHandler(ROUTES, recorder).handle(
+        [sample("instance-power_on-start.json", "a"), sample("instance-power_on-end.json", "b")]
+    )
     assert [(p, set(t)) for p, t, _f in recorder.calls] == [("b", {Target("b", "vm", VM)})]
 
 
 def test_many_targets_become_a_full_refresh():
     recorder = Recorder()
-    handler = RefreshHandler(ROUTES, recorder, window=10, full_threshold=3)
     base = sample("instance-power_on-end.json")
-    from dataclasses import replace
-
-    handler.handle([replace(base, vm_ref=f"vm-{i}") for i in range(5)])
-    handler.flush()
-    handler.close()
+    RefreshHandler(ROUTES, recorder, full_threshold=3).handle([replace(base, vm_ref=f"vm-{i}") for i in range(5)])
     assert len(recorder.calls) == 1 and recorder.calls[0][2] is True
 
 
-def test_switchboard_runs_handlers_in_order_and_contains_failures():
-    seen: list[str] = []
+def test_a_failed_refresh_raises_so_the_batch_is_kept():
+    recorder = Recorder(fail=1)
+    handler = RefreshHandler(ROUTES, recorder)
+    with pytest.raises(ConnectionError):
+        handler.handle([sample("instance-power_on-end.json")])
+    handler.handle([sample("instance-power_on-end.json")])
+    assert [(p, set(t)) for p, t, _f in recorder.calls] == [("lab", {Target("lab", "vm", VM)})]
 
-    class Boom:
-        name = "boom"
 
-        def handle(self, events):
-            raise RuntimeError("handler bug")
-
+def test_policy_events_are_raised_from_the_routing_table():
     policies = []
-    policy = PolicyHandler(ROUTES, [lambda p: policies.append((p.name, p.event.vm_ref))])
-
-    class After:
-        name = "after"
-
-        def handle(self, events):
-            seen.extend(e.event_type for e in events)
-
-    board = Switchboard([Boom(), policy, After()]).start()
-    board.submit([sample("instance-power_on-end.json"), sample("instance-delete-end.json"),
-                  sample("instance-update.json")])
-    board.join()
-    board.stop()
-    assert board.failures == 1 and board.handled == 3
-    assert seen == ["instance.power_on.end", "instance.delete.end", "instance.update"]
+    PolicyHandler(ROUTES, [lambda p: policies.append((p.name, p.event.vm_ref))]).handle(
+        [sample("instance-power_on-end.json"), sample("instance-delete-end.json"), sample("instance-update.json")]
+    )
     assert policies == [("vm_start", VM), ("vm_destroy", VM)]

@@ -2,7 +2,9 @@
 
 `stackwatch worker catcher --config FILE --provider NAME` runs the provider's selected monitor into the
 catcher until SIGTERM / SIGINT; a stop lets the batch being written finish and be acknowledged, the rest
-stays on the broker.
+stays on the broker. `stackwatch worker handler --config FILE` runs the handlers (policy, refresh, the
+periodic full refresh) over the stored stream; a stop finishes the batches being handled and saves their
+positions. stackwatch/wiring.py builds both.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ def catcher(
 ) -> None:
     """Catch one provider's events: monitor -> catcher -> store, acknowledged only once stored."""
     from stackwatch.events.monitors.registry import MonitorSelectionError, select
-    from stackwatch.events.runner import build_runner
     from stackwatch.store.db import choose_writer, open_store
     from stackwatch.switchboard.routes import RoutingTable
+    from stackwatch.wiring import build_runner
 
     setup_logging(log_level)
     if log_level.lower() != "debug":
@@ -92,3 +94,35 @@ def catcher(
     log.info("catcher stopped", extra={"provider": prov.name, **vars(runner.stats)})
     if runner.error is not None:
         raise typer.Exit(1)
+
+
+@app.command("handler")
+@friendly_errors
+def handler(
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration")] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+    stats_every: Annotated[float, typer.Option(help="seconds between progress log lines (0: never)")] = 30.0,
+) -> None:
+    """Handle the stored event stream: policy events, targeted refreshes, the periodic full refresh."""
+    from stackwatch.store.db import open_store
+    from stackwatch.wiring import start_handlers
+
+    setup_logging(log_level)
+    cfg = load_settings(config)
+    store = open_store(cfg.database_url)
+    handlers = start_handlers(cfg, store)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping handlers", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("handlers running", extra={"database": mask(cfg.database_url)})
+    interval = stats_every if stats_every > 0 else 3600.0
+    while not stopping.wait(interval):
+        log.info("handler progress", extra={"handlers": handlers.stats()})
+    handlers.stop()
+    store.dispose()
+    log.info("handlers stopped", extra={"handlers": handlers.stats()})

@@ -92,6 +92,18 @@ class ApiConfig(_Strict):
     port: int = Field(8470, ge=1, le=65535)
 
 
+class HandlersConfig(_Strict):
+    """The handler stage: handlers read the stored event stream (switchboard/stage.py)."""
+
+    poll_seconds: float = Field(0.2, gt=0, le=60, description="how often an idle stream is read again")
+    batch_size: int = Field(500, ge=1, le=100_000, description="events handed to a handler at once")
+    full_refresh_seconds: float = Field(
+        3600.0, ge=0, description="full inventory refresh period per provider; 0: only when handling starts"
+    )
+    lease_seconds: float = Field(30.0, ge=5, description="how long a crashed process keeps its partitions")
+    retry_max_seconds: float = Field(60.0, ge=1, description="longest back-off between retries of a failed batch")
+
+
 class Settings(_Strict):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     database: str | None = None
@@ -102,6 +114,7 @@ class Settings(_Strict):
         "auto: process for `serve` and `worker catcher` on machines with more than one CPU",
     )
     api: ApiConfig = Field(default_factory=ApiConfig)
+    handlers: HandlersConfig = Field(default_factory=HandlersConfig)
     providers: list[ProviderConfig] = Field(default_factory=list)
 
     @field_validator("providers")

@@ -11,9 +11,22 @@ from stackwatch.devcloud.errors import DevcloudError, InstallError, Prerequisite
 from stackwatch.devcloud.layout import Layout, Ports
 
 if TYPE_CHECKING:
-    from stackwatch.devcloud.cloud import DevCloud, ServiceStatus, Status, down, install, remove, status, up
+    from stackwatch.devcloud.cloud import (
+        DevCloud,
+        ServiceStatus,
+        Status,
+        down,
+        install,
+        remove,
+        start_service,
+        status,
+        stop_service,
+        up,
+    )
 
-_CLOUD_API = {"DevCloud", "ServiceStatus", "Status", "down", "install", "remove", "status", "up"}
+_CLOUD_API = {
+    "DevCloud", "ServiceStatus", "Status", "down", "install", "remove", "start_service", "status", "stop_service", "up",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -38,6 +51,8 @@ __all__ = [
     "down",
     "install",
     "remove",
+    "start_service",
     "status",
+    "stop_service",
     "up",
 ]

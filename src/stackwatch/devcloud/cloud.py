@@ -245,6 +245,33 @@ def remove(name: str, layout: Layout | None = None, report: Report = lambda _m: 
     return new
 
 
+def _service(name: str) -> services.Service:
+    for svc in services.ALL:
+        if svc.name == name:
+            return svc
+    raise ServiceError(name, "no such devcloud service", ", ".join(s.name for s in services.ALL))
+
+
+def stop_service(name: str, layout: Layout | None = None) -> None:
+    """Stop one OpenStack process of a running devcloud (fault tests: Nova's API away for a while)."""
+    layout = _layout(layout)
+    _service(name)
+    pid = proc.read_pid(layout.run / f"{name}.pid")
+    if pid is not None and proc.alive(pid):
+        proc.stop_pid(pid)
+
+
+def start_service(name: str, layout: Layout | None = None, timeout: float = 120.0) -> None:
+    """Start a process `stop_service` stopped; returns once it answers (an API) or runs (a worker)."""
+    layout = _layout(layout)
+    svc = _service(name)
+    if proc.alive(proc.read_pid(layout.run / f"{name}.pid")):
+        return
+    _start(layout, svc)
+    if svc.url(layout):
+        _wait_http(layout, svc, timeout)
+
+
 def up(
     layout: Layout | None = None,
     report: Report = lambda _m: None,

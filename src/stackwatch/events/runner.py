@@ -3,8 +3,8 @@
 The monitor receives the next batch while this loop stores the current one (the monitor's hand-off holds
 at most one waiting batch and the broker's prefetch bounds the rest, so nothing grows without limit).
 When the store is down (`StoreUnavailable`) the same batch is retried with jittered back-off and nothing
-is acknowledged: the source keeps the messages. `start_catchers(settings)` runs one such loop per
-provider in background threads; `stackwatch serve` and `stackwatch worker catcher` use it.
+is acknowledged: the source keeps the messages. stackwatch/wiring.py builds one such loop per provider for
+`stackwatch serve` and `stackwatch worker catcher`.
 """
 
 from __future__ import annotations
@@ -19,14 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from stackwatch.events.monitors.base import Batch, Monitor
-from stackwatch.events.monitors.registry import select
 from stackwatch.store.errors import StoreUnavailable
-
-if TYPE_CHECKING:  # pragma: no cover
-    from stackwatch.config.settings import ProviderConfig, Settings
 
 log = logging.getLogger(__name__)
 
@@ -338,89 +334,3 @@ class BatchCounts:
     def add(self, other: Any) -> None:
         for name in REPORT_FIELDS:
             setattr(self, name, getattr(self, name) + int(getattr(other, name, 0) or 0))
-
-
-def build_runner(provider: ProviderConfig, store: Any, routes: Any = None, *, writer: str = "thread",
-                 database_url: str | None = None, routes_path: Any = None, **kwargs: Any) -> CatcherRunner:
-    """The selected monitor for `provider` wired to a catcher on `store` (writer="thread"), or to a writer
-    process on `database_url` (writer="process")."""
-    from stackwatch.events.catcher import Catcher
-
-    selection = select(provider)
-    monitor = selection.monitor(provider)
-    log.info("catcher %s: monitor %s (%s), writer %s", provider.name, selection.name,
-             selection.verdicts[selection.name].reason, writer)
-    if writer == "process" and selection.name != "null":
-        if database_url is None:
-            raise ValueError("writer='process' needs database_url")
-        from stackwatch.events.process_runner import ProcessCatcherRunner
-
-        return ProcessCatcherRunner(monitor, database_url, routes=routes_path, **kwargs)
-    # as many transactions in flight as the store can use: a store process takes the next batch while it
-    # writes one (AMQP drain into SQLite 8.1k -> 10.0k ev/s, bench/RESULTS.md)
-    kwargs.setdefault("writers", getattr(store, "concurrent_writers", 1))
-    return CatcherRunner(monitor, Catcher(store, provider, routes), **kwargs)
-
-
-@dataclass
-class CatchersHandle:
-    """What `start_catchers` returns: the running runners; `stop()` stops them all."""
-
-    runners: list[CatcherRunner]
-    store: Any = None
-
-    def stop(self, timeout: float = 10.0) -> None:
-        for runner in self.runners:
-            runner._stop.set()
-            runner.monitor.stop()
-        deadline = time.monotonic() + timeout
-        for runner in self.runners:
-            runner.stop(max(0.1, deadline - time.monotonic()))
-        if self.store is not None and hasattr(self.store, "dispose"):
-            self.store.dispose()
-
-    def stats(self) -> dict[str, Any]:
-        return {r.provider: {"runner": vars(r.stats), "monitor": r.monitor.stats(), "alive": r.is_alive()}
-                for r in self.runners}
-
-    def __enter__(self) -> CatchersHandle:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def start_catchers(settings: Settings, store: Any = None, providers: list[str] | None = None,
-                   writer: str = "thread") -> CatchersHandle:
-    """Start one catcher per configured provider (or the named ones) in background threads; return the handle.
-
-    `writer="process"` converts and writes each provider's batches in a child process (see
-    `ProcessCatcherRunner`). Providers whose monitor is `null` get no thread (they catch nothing). A provider
-    whose monitor cannot be selected raises `MonitorSelectionError` before anything starts.
-    """
-    from stackwatch.store.db import open_store
-
-    chosen = [p for p in settings.providers if providers is None or p.name in providers]
-    selections = [(p, select(p)) for p in chosen]
-    own_store = store is None
-    if own_store:
-        store = open_store(settings.database_url)
-    from stackwatch.events.catcher import Catcher
-    from stackwatch.switchboard.routes import RoutingTable
-
-    routes = RoutingTable.load(settings.routes)
-    runners = []
-
-    for provider, selection in selections:
-        if selection.name == "null":
-            log.info("catcher %s: monitor null, no events caught", provider.name)
-            continue
-        monitor = selection.monitor(provider)
-        if writer == "process":
-            from stackwatch.events.process_runner import ProcessCatcherRunner
-
-            runners.append(ProcessCatcherRunner(monitor, settings.database_url, routes=settings.routes).start())
-        else:
-            writers = getattr(store, "concurrent_writers", 1)
-            runners.append(CatcherRunner(monitor, Catcher(store, provider, routes), writers=writers).start())
-    return CatchersHandle(runners, store if own_store else None)
