@@ -209,6 +209,24 @@ def test_healthz_reports_an_unreachable_database():
     assert health.json() == {"status": "degraded", "database": "unavailable: OperationalError"}
 
 
+def test_a_database_at_the_code_heads_is_not_migrated_again(db_url, tmp_path):
+    """`open_store` reads alembic_version and skips Alembic (and its import) when nothing is to migrate."""
+    from stackwatch.store.db import at_heads, code_heads, make_engine
+
+    fresh = make_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    assert not at_heads(fresh)  # no alembic_version table yet: Alembic creates everything
+    fresh.dispose()
+    store = open_store(db_url)
+    try:
+        assert at_heads(store.engine)
+        with store.engine.begin() as conn:  # as if the fleece branch had not been migrated yet
+            conn.exec_driver_sql("DELETE FROM alembic_version WHERE version_num = 'fleece_0001'")
+        assert not at_heads(store.engine)
+    finally:
+        store.dispose()
+    assert code_heads() and "fleece_0001" in code_heads()
+
+
 def test_web_timeline_page(loaded):
     client = TestClient(create_app(load_settings(), open_store(loaded)))
     page = client.get("/timeline")
