@@ -1,4 +1,5 @@
 """Event intake: monitors (raw messages) -> convert (canonical Event) -> catcher (filter, dedup, store, ack).
 
-May import: stackwatch.config, stackwatch.store, stackwatch.switchboard.routes (the routing table data).
+May import: stackwatch.config, stackwatch.store, stackwatch.switchboard.routes (the routing table data),
+stackwatch.logs, stackwatch.gctune.
 """
