@@ -69,9 +69,10 @@ def test_events_count_loads_the_store_but_not_the_rest(tmp_path):
 def test_root_lists_every_command_without_loading_it():
     result = runner.invoke(app, ["--help"], terminal_width=200)
     assert result.exit_code == 0
-    listed = [line.split()[1] for line in result.output.splitlines() if line.startswith("│ ") and
-              line.split()[1] in COMMANDS]
+    listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
     assert listed == list(COMMANDS)
+    assert [help_text for _module, _attr, help_text in COMMANDS.values()] == [
+        line.split(None, 1)[1] for line in result.output.split("Commands:")[1].splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize("name", list(COMMANDS))

@@ -5,7 +5,8 @@ when the command line resolves to it: `stackwatch events count` never imports th
 and `stackwatch --help` imports none of them (a CLI that took most of a second to start was the complaint).
 The root and every loaded command and group get the same `--config/-c` option (`common.config_option`), so
 the file can be given before the sub-command or after it, as the docs show, through one option and one
-callback (`common.use_config`).
+callback (`common.use_config`). Help and usage errors use click's plain formatting (listings still use rich
+tables): typer's rich help pulls in rich's markdown, syntax and layout modules, twice the start-up of the rest.
 """
 
 from __future__ import annotations
@@ -21,24 +22,16 @@ from stackwatch.cli.common import ConfigGroup, add_config_option
 
 #: name -> (module, attribute: a typer app or a command function, the one-line help the root lists)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "events": ("stackwatch.cli.events", "app", "The event stream: ingest, list, count, show, timeline, quarantine."),
+    "events": ("stackwatch.cli.events", "app", "The event stream: ingest, list, timeline, purge."),
     "db": ("stackwatch.cli.db", "app", "Database schema."),
-    "serve": ("stackwatch.cli.serve", "serve", "Run stackwatch: migrate the store, catch each provider's events "
-                                               "into the switchboard (policy events,"),
-    "demo": ("stackwatch.cli.serve", "demo", "Ingest the bundled real OpenStack notifications and show the "
-                                             "instance's timeline."),
-    "provider": ("stackwatch.cli.provider", "app", "Configured providers (clouds)."),
-    "inventory": ("stackwatch.cli.inventory", "app", "The inventory kept by `stackwatch refresh` and the event "
-                                                     "handlers (deleted objects with --deleted)."),
-    "refresh": ("stackwatch.cli.refresh", "refresh", "Full refresh (every kind the cloud has) or a targeted one "
-                                                     "(only the given objects; 404 = deleted)."),
-    "fleece": ("stackwatch.cli.fleece", "fleece", "Inspect images and instances (OS, users, packages, services) "
-                                                  "reading only the blocks needed."),
+    "serve": ("stackwatch.cli.serve", "serve", "Run the API, the event catchers and the handlers."),
+    "demo": ("stackwatch.cli.serve", "demo", "Ingest the bundled samples and show a VM's timeline."),
+    "provider": ("stackwatch.cli.provider", "app", "Configured providers (clouds): add, list, check."),
+    "inventory": ("stackwatch.cli.inventory", "app", "The inventory, one listing per kind (vm, image, ...)."),
+    "refresh": ("stackwatch.cli.refresh", "refresh", "Refresh a provider's inventory now (full or targeted)."),
+    "fleece": ("stackwatch.cli.fleece", "fleece", "Inspect disk images and instances without booting them."),
     "worker": ("stackwatch.cli.worker", "app", "Run one part of stackwatch as its own process."),
-    "devcloud": ("stackwatch.cli.devcloud", "app", "A real OpenStack on 127.0.0.1 (Keystone, Glance, Neutron API, "
-                                                   "Placement, Nova with the fake driver), installed once into "
-                                                   "cached virtualenvs. For trying stackwatch without a cloud, and "
-                                                   "for tests."),
+    "devcloud": ("stackwatch.cli.devcloud", "app", "A real OpenStack on 127.0.0.1, to try and to test."),
 }
 
 
@@ -50,7 +43,7 @@ def load_command(name: str) -> Any:
     """The click command or group `name` of `COMMANDS`, built by typer from its module (imported now)."""
     module, attr, _help = COMMANDS[name]
     target = getattr(importlib.import_module(module), attr)
-    holder = typer.Typer(add_completion=False)
+    holder = typer.Typer(add_completion=False, rich_markup_mode=None)  # passed down to what it holds
     holder.callback()(_noop)  # a holder with a callback is always a group, whatever it holds
     if isinstance(target, typer.Typer):
         holder.add_typer(target, name=name)
@@ -82,6 +75,7 @@ class LazyGroup(ConfigGroup):
 app = typer.Typer(
     name="stackwatch",
     cls=LazyGroup,
+    rich_markup_mode=None,  # click's plain help and errors: typer's rich help imports ~0.2 s of rich
     help="Agentless, event-driven management engine for OpenStack clouds.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -96,6 +90,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True)] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """Agentless, event-driven management engine for OpenStack clouds."""
