@@ -6,8 +6,6 @@ monitors without importing either: `stackwatch --help` must start fast.
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
-
 ENV_CONFIG = "STACKWATCH_CONFIG"
 ENV_DATABASE_URL = "STACKWATCH_DATABASE_URL"
 ENV_DATA_DIR = "STACKWATCH_DATA_DIR"
@@ -20,4 +18,6 @@ MONITOR_KEYWORDS = ("auto", "none")
 
 def installed_monitors() -> list[str]:
     """Names of the installed monitor plugins, sorted, read from package metadata without importing them."""
+    from importlib.metadata import entry_points  # ~30 ms: only when a monitor is named
+
     return sorted({ep.name for ep in entry_points(group=MONITOR_GROUP)})

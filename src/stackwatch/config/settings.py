@@ -14,9 +14,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from stackwatch.config.env import ENV_CONFIG, ENV_DATA_DIR, ENV_DATABASE_URL, MONITOR_KEYWORDS, installed_monitors
+# stackwatch uses no pydantic plugins; looking for them scans every installed distribution's entry points
+# (~40 ms of each short command's start-up). An operator who does use one sets the variable (to "" say).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator  # noqa: E402
+
+from stackwatch.config.env import (  # noqa: E402
+    ENV_CONFIG,
+    ENV_DATA_DIR,
+    ENV_DATABASE_URL,
+    MONITOR_KEYWORDS,
+    installed_monitors,
+)
 
 
 class ConfigError(Exception):
