@@ -30,6 +30,12 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
     ("events", "list", "--format", "json", "--limit", "50"),
     ("inventory", "servers"),
 )
+#: floors in the same units: the interpreter alone, and the libraries a command on the store cannot do without
+REFERENCES: tuple[tuple[str, str], ...] = (
+    ("python -c pass", "pass"),
+    ("python: import typer", "import typer"),
+    ("python: import typer, pydantic, yaml, sqlalchemy", "import typer, pydantic, yaml, sqlalchemy"),
+)
 
 
 def stackwatch_script() -> str:
@@ -84,6 +90,8 @@ def main() -> None:
             for command in COMMANDS:
                 for name in trees:  # alternate the trees so both see the same moments of a shared machine
                     samples.setdefault((name, command), []).append(run_once([script, *command], envs[name]))
+        references = {label: [run_once([sys.executable, "-c", code], envs["this"]) for _ in range(args.runs)]
+                      for label, code in REFERENCES}
         for (name, command), runs in samples.items():
             cpu = [c for c, _w in runs]
             results[name][" ".join(command)] = {
@@ -91,8 +99,10 @@ def main() -> None:
                 "cpu_min_s": round(min(cpu), 3),
                 "wall_median_s": round(statistics.median(w for _c, w in runs), 3),
             }
+    floors = {label: round(statistics.median(c for c, _w in runs), 3) for label, runs in references.items()}
     if args.json:
-        print(json.dumps({"runs": args.runs, "cpus": os.cpu_count(), "load": os.getloadavg(), **results}, indent=1))
+        print(json.dumps({"runs": args.runs, "cpus": os.cpu_count(), "load": os.getloadavg(), **results,
+                          "references": floors}, indent=1))
         return
     print(f"stackwatch start-up, CPU seconds of the whole process (median of {args.runs}; min; wall median)"
           f"  load {os.getloadavg()[0]:.2f}")
@@ -101,6 +111,8 @@ def main() -> None:
         cells = [f"{name}: {r[key]['cpu_median_s']:.3f} ({r[key]['cpu_min_s']:.3f}; {r[key]['wall_median_s']:.3f})"
                  for name, r in results.items()]
         print(f"  stackwatch {key:<38} " + "   ".join(cells))
+    for label, cpu in floors.items():
+        print(f"  {label:<49} {cpu:.3f}")
 
 
 if __name__ == "__main__":
