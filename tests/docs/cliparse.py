@@ -17,6 +17,13 @@ from pathlib import Path
 
 import typer
 
+try:  # typer >= 0.16 carries its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
+
+__all__ = ["UsageError", "expand", "extract", "parse"]
+
 #: example values for placeholders whose option takes a number (any other placeholder is a fine string)
 NUMERIC_PLACEHOLDERS = {"N": "2"}
 _FENCE = re.compile(r"^\s*```")
@@ -117,7 +124,8 @@ def parse(app: typer.Typer, argv: list[str]) -> list[str]:
         ctx = stack.enter_context(root.make_context("stackwatch", list(argv), resilient_parsing=False))
         command, path = root, ["stackwatch"]
         while hasattr(command, "resolve_command"):
-            rest = [*ctx._protected_args, *ctx.args]
+            protected = ctx._protected_args if hasattr(ctx, "_protected_args") else ctx.protected_args
+            rest = [*protected, *ctx.args]
             if not rest:
                 break
             name, command, args = command.resolve_command(ctx, rest)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer._click.exceptions import UsageError
 
 from stackwatch.cli.main import app
-from tests.docs.cliparse import expand, extract, parse
+from tests.docs.cliparse import UsageError, expand, extract, parse
 
 ROOT = Path(__file__).parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
