@@ -144,36 +144,37 @@ class HandlersHandle:
 
 
 def start_handlers(settings: Settings, store: Any) -> HandlersHandle:
-    """Start the handler stage over the stored stream: policy for every provider, refresh (and the periodic
-    full refresh) for every provider with a `cloud`."""
+    """Start the handler stage over the stored stream with every installed handler plugin (entry points
+    `stackwatch.handlers`: policy for every provider, refresh for every provider with a `cloud`) and the
+    periodic full refresh."""
     from stackwatch.inventory.events import make_refresher
     from stackwatch.store.stream import EventStream, HandlerPositions
     from stackwatch.switchboard.periodic import PeriodicFullRefresh
-    from stackwatch.switchboard.policy import PolicyHandler
-    from stackwatch.switchboard.refresh import RefreshHandler
+    from stackwatch.switchboard.plugins import HandlerContext, load_handlers
     from stackwatch.switchboard.routes import RoutingTable
     from stackwatch.switchboard.stage import HandlerStage
 
     cfg = settings.handlers
-    routes = RoutingTable.load(settings.routes)
     refresher = make_refresher(settings, store.engine)
-    all_providers = [p.name for p in settings.providers]
+    plugins = load_handlers(HandlerContext(settings, store, RoutingTable.load(settings.routes), refresher))
+    partitions = {p.handler.name: p.partitions for p in plugins}
     with_cloud = [p.name for p in settings.providers if p.cloud]
-    partitions = {"policy": all_providers, "refresh": with_cloud}
     stage = HandlerStage(
         EventStream(store.engine),
         HandlerPositions(store.engine, lease_seconds=cfg.lease_seconds),
-        [PolicyHandler(routes), RefreshHandler(routes, refresher)],
+        [p.handler for p in plugins],
         lambda handler: partitions.get(handler, ()),
         batch_size=cfg.batch_size,
         poll_seconds=cfg.poll_seconds,
         backoff=Backoff(0.5, cfg.retry_max_seconds),
     ).start()
+    # the refresh lease holder of a provider also runs its full refreshes (one process lists a cloud)
     periodic = PeriodicFullRefresh(
-        refresher, with_cloud, cfg.full_refresh_seconds, holds=lambda p: stage.holds("refresh", p),
+        refresher, with_cloud if "refresh" in partitions else [], cfg.full_refresh_seconds,
+        holds=lambda p: stage.holds("refresh", p),
         backoff=Backoff(2.0, max(cfg.retry_max_seconds, 2.0)),
     ).start()
-    log.info("handlers started", extra={"policy": all_providers, "refresh": with_cloud,
+    log.info("handlers started", extra={"partitions": {k: list(v) for k, v in partitions.items()},
                                         "full_refresh_seconds": cfg.full_refresh_seconds})
     return HandlersHandle(stage, periodic, refresher)
 

@@ -1,5 +1,7 @@
-"""Events keep the inventory current: `stackwatch serve` (a real subprocess) catches Nova's notifications from
-devcloud's RabbitMQ, the switchboard turns them into targets, the inventory fetches only those objects.
+"""Events keep the inventory current: `stackwatch worker catcher` (a real subprocess) catches Nova's notifications
+from devcloud's RabbitMQ into the store, `stackwatch serve --no-catchers` reads them from the stored stream, the
+switchboard turns them into targets, the inventory fetches only those objects. (Images, networks and ports run
+the all-in-one `stackwatch serve`.)
 
 After each action on the cloud (create, stop, start, rename, delete) the inventory served at
 `GET /api/v1/inventory/vm/<id>` is polled until it equals what the compute API says about that server; the
@@ -33,13 +35,14 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from stackwatch import devcloud
 from stackwatch.config.settings import Settings
 from stackwatch.inventory import events as inv_events
 from stackwatch.inventory import refresh as inv_refresh
 from stackwatch.inventory.kinds import kind_named
 from stackwatch.inventory.models import InventoryRefreshRow
 from stackwatch.inventory.refresh import extract
-from stackwatch.store.db import make_engine
+from stackwatch.store.db import make_engine, open_store
 from stackwatch.store.models import EventRow
 from stackwatch.switchboard.targets import Target
 
@@ -69,6 +72,7 @@ class Serve:
     queue: str
     proc: subprocess.Popen[bytes]
     engine: Any = None
+    catcher: subprocess.Popen[bytes] | None = None  # split layout: `worker catcher` beside `serve --no-catchers`
 
     def get(self, path: str) -> Any:
         r = httpx.get(f"{self.url}{path}", timeout=5)
@@ -131,8 +135,12 @@ def _delete_queue(amqp_url: str, queue: str) -> None:
 
 
 @contextlib.contextmanager
-def run_serve(devcloud_cloud: Any, db_url: str, tmp_path: Path, exchanges: list[str]) -> Iterator[Serve]:
-    """`stackwatch serve` as a subprocess; yields once its first full refresh finished and its queue exists."""
+def run_serve(devcloud_cloud: Any, db_url: str, tmp_path: Path, exchanges: list[str],
+              split: bool = False) -> Iterator[Serve]:
+    """`stackwatch serve` as a subprocess; yields once its first full refresh finished and its queue exists.
+
+    split=True runs the production layout instead: `stackwatch worker catcher` stores the events and
+    `stackwatch serve --no-catchers` handles them from the stored stream (and serves the API)."""
     queue = f"stackwatch-test-{uuid.uuid4().hex[:10]}"
     cfg = _config(tmp_path, devcloud_cloud.amqp_url, queue, exchanges)
     port = _free_port()
@@ -144,12 +152,20 @@ def run_serve(devcloud_cloud: Any, db_url: str, tmp_path: Path, exchanges: list[
     }
     env.pop("OS_CLOUD", None)
     log_path = tmp_path / "serve.log"
+    catcher = None
+    if split:
+        open_store(db_url).dispose()  # migrate once, before two processes start on an empty database
+        with open(tmp_path / "catcher.log", "wb") as log:
+            catcher = subprocess.Popen(
+                [sys.executable, "-m", "stackwatch", "worker", "catcher", "--provider", PROVIDER],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "stackwatch", "serve", "--port", str(port)],
+            [sys.executable, "-m", "stackwatch", "serve", "--port", str(port), *(["--no-catchers"] if split else [])],
             env=env, stdout=log, stderr=subprocess.STDOUT,
         )
-    serve = Serve(f"http://127.0.0.1:{port}", db_url, log_path, queue, proc)
+    serve = Serve(f"http://127.0.0.1:{port}", db_url, log_path, queue, proc, catcher=catcher)
     try:
 
         def healthy() -> bool:
@@ -171,12 +187,15 @@ def run_serve(devcloud_cloud: Any, db_url: str, tmp_path: Path, exchanges: list[
         print(f"\nserve up and first full refresh done in {time.monotonic() - t0:.1f} s")
         yield serve
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        for p in (proc, catcher):
+            if p is None:
+                continue
+            p.terminate()
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
         if serve.engine is not None:
             serve.engine.dispose()
         _delete_queue(devcloud_cloud.amqp_url, queue)
@@ -263,7 +282,7 @@ def test_events_keep_servers_current(devcloud_cloud, devcloud_conn, db_url, tmp_
     flavor_ids = {f.name: f.id for f in conn.compute.flavors()}
     servers: list[str] = []
     steps: list[Step] = []
-    with run_serve(devcloud_cloud, db_url, tmp_path, ["nova"]) as serve:
+    with run_serve(devcloud_cloud, db_url, tmp_path, ["nova"], split=True) as serve:
         # after the first full refresh the inventory lists what the APIs list
         for kind, listed in (
             ("hypervisors", {h.id for h in conn.compute.hypervisors()}),
@@ -346,6 +365,7 @@ def test_events_keep_servers_current(devcloud_cloud, devcloud_conn, db_url, tmp_
         assert set(r.counts) == {"servers"}, r.counts
         assert r.api_calls <= logged[r.id]["objects"] + 1, (r.api_calls, logged[r.id])
     assert password not in serve.log_path.read_text(errors="replace")
+    assert password not in (tmp_path / "catcher.log").read_text(errors="replace")
 
     times = [t for st in steps for t in st.convergence]
     calls = sum(r.api_calls for r in targeted)
@@ -377,6 +397,62 @@ def test_events_keep_servers_current(devcloud_cloud, devcloud_conn, db_url, tmp_
         n_refreshes = sum(1 for r in targeted if lo <= r.started_at.timestamp() < hi)
         n_events = sum(1 for e in vm_events if lo <= e.received_at.timestamp() < hi)
         print(f"  {st.name:18s} {n_events} VM events -> {n_refreshes} refreshes, {n_calls} API calls")
+
+
+@DEVCLOUD[0]
+@DEVCLOUD[1]
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_refreshes_retry_while_nova_api_is_down_and_converge_after(devcloud_cloud, devcloud_conn, db_url, tmp_path):
+    """A server is built while Nova's API is stopped for 30 s: its events are caught and stored, the refreshes
+    they ask for fail and are retried with back-off (nothing dropped), and once the API is back the inventory
+    converges to what the API says, with no full refresh in between (default settings, split layout)."""
+    conn = devcloud_conn
+    image = conn.image.find_image("cirros-fake")
+    tiny = conn.compute.find_flavor("m1.tiny")
+    flavor_ids = {f.name: f.id for f in conn.compute.flavors()}
+    server_id = None
+    with run_serve(devcloud_cloud, db_url, tmp_path, ["nova"], split=True) as serve:
+        try:
+            server_id = conn.compute.create_server(name="ev-down", image_id=image.id, flavor_id=tiny.id,
+                                                   networks="none").id
+            devcloud.stop_service("nova-api")  # the build goes on: conductor, scheduler and compute need no API
+            stopped = time.monotonic()
+            try:
+
+                def create_end_stored() -> bool:
+                    with Session(serve.engine) as s:
+                        return s.scalar(select(EventRow.id).where(
+                            EventRow.vm_ref == server_id, EventRow.event_type == "instance.create.end")) is not None
+
+                _wait("instance.create.end stored", create_end_stored, 25, every=0.2)
+                failed = _wait("a refresh to fail", lambda: [
+                    d for d in serve.log_lines()
+                    if d.get("msg") == "handler failed; the batch is retried" and d.get("handler") == "refresh"
+                ], 25, every=0.2)
+                assert _vm_inventory_view(serve, server_id) == {"missing": True}  # not there yet: API down
+                time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
+            finally:
+                devcloud.start_service("nova-api")
+            back = time.monotonic()
+            _wait(f"{server_id} ACTIVE", lambda: _settled(conn, server_id, "ACTIVE"), 120, every=0.2)
+            expected = _vm_api_view(conn, server_id, flavor_ids)
+            _wait("the inventory to converge", lambda: _vm_inventory_view(serve, server_id) == expected, 120,
+                  every=0.1)
+            converged = time.monotonic() - back
+            retries = [d for d in serve.log_lines()
+                       if d.get("msg") == "handler failed; the batch is retried" and d.get("handler") == "refresh"]
+            recovered = [d for d in serve.log_lines() if d.get("msg") == "handler recovered"]
+            rows = serve.refreshes()
+        finally:
+            if server_id:
+                with contextlib.suppress(Exception):
+                    conn.compute.delete_server(server_id, ignore_missing=True)
+                    _wait("deleted", lambda: _gone(conn, server_id), 60, every=0.2)
+    assert failed and recovered
+    assert [r.mode for r in rows].count("full") == 1  # converged through the retried targeted refresh
+    attempts = max(d["attempt"] for d in retries)
+    print(f"\nnova-api down 30 s: {attempts} failed attempts of the refresh batch, "
+          f"converged {converged:.1f} s after the API came back")
 
 
 def _notification_drivers() -> dict[str, str]:

@@ -33,11 +33,12 @@ _COMMENT = re.compile(r"\s+#(?:\s.*)?$")
 MAX_VARIANTS = 64
 
 
-def extract(path: Path) -> list[tuple[int, str]]:
-    """(line number, command text) for every `stackwatch ...` command in a Markdown file: lines of fenced
-    code blocks (a `cmd && .venv/bin/stackwatch demo` chain counts too, commented-out lines do not; an
-    indented `[...]` line continues the synopsis above it), and inline code spans in prose."""
-    found: list[tuple[int, str]] = []
+def extract(path: Path) -> list[tuple[int, str, bool]]:
+    """(line number, command text, in prose) for every `stackwatch ...` command in a Markdown file: lines of
+    fenced code blocks (a `cmd && .venv/bin/stackwatch demo` chain counts too, commented-out lines do not; an
+    indented `[...]` line continues the synopsis above it), and inline code spans in prose (where a bare
+    command path only names the command: "no process outlives a `stackwatch fleece`")."""
+    found: list[tuple[int, str, bool]] = []
     in_code = False
     last = -1  # the line number that the last command found in a code block ends on
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
@@ -45,16 +46,16 @@ def extract(path: Path) -> list[tuple[int, str]]:
             in_code = not in_code
             continue
         if not in_code:
-            found.extend((number, m.group(1).strip()) for m in _INLINE.finditer(line))
+            found.extend((number, m.group(1).strip(), True) for m in _INLINE.finditer(line))
             continue
         if line[:1].isspace() and line.lstrip().startswith("[") and last == number - 1:
-            found[-1] = (found[-1][0], f"{found[-1][1]} {_COMMENT.sub('', line).strip()}")
+            found[-1] = (found[-1][0], f"{found[-1][1]} {_COMMENT.sub('', line).strip()}", False)
             last = number
             continue
         for piece in line.split("&&"):
             piece = _COMMENT.sub("", piece).strip()
             if _COMMAND.match(piece):
-                found.append((number, piece.removeprefix("$").strip()))
+                found.append((number, piece.removeprefix("$").strip(), False))
                 last = number
     return found
 
@@ -114,11 +115,12 @@ def expand(command: str) -> list[list[str]]:
     return variants
 
 
-def parse(app: typer.Typer, argv: list[str]) -> list[str]:
+def parse(app: typer.Typer, argv: list[str], naming: bool = False) -> list[str]:
     """Resolve `argv` through `app` and parse every level as click would before invoking; the command path.
 
     A path that ends on a group with nothing after it (`stackwatch devcloud`) names the group and is
-    accepted. Raises click's UsageError (no such command or option, bad value, missing argument)."""
+    accepted; with `naming`, so is a command with nothing after it (its required arguments left out).
+    Raises click's UsageError (no such command or option, bad value, missing argument)."""
     root = typer.main.get_command(app)
     with ExitStack() as stack:
         ctx = stack.enter_context(root.make_context("stackwatch", list(argv), resilient_parsing=False))
@@ -130,7 +132,7 @@ def parse(app: typer.Typer, argv: list[str]) -> list[str]:
                 break
             name, command, args = command.resolve_command(ctx, rest)
             path.append(name)
-            if hasattr(command, "resolve_command") and not args:
-                break  # the group itself is named
+            if not args and (naming or hasattr(command, "resolve_command")):
+                break  # the group (or, in prose, the command) itself is named
             ctx = stack.enter_context(command.make_context(name, args, parent=ctx))
         return path

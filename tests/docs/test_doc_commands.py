@@ -17,22 +17,23 @@ from tests.docs.cliparse import UsageError, expand, extract, parse
 ROOT = Path(__file__).parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 CASES = [
-    pytest.param(argv, id=f"{path.relative_to(ROOT)}:{line}:{' '.join(argv)}")
+    pytest.param(argv, prose, id=f"{path.relative_to(ROOT)}:{line}:{' '.join(argv)}")
     for path in DOCS
-    for line, command in extract(path)
+    for line, command, prose in extract(path)
     for argv in expand(command)
 ]
 
 
-@pytest.mark.parametrize("argv", CASES)
-def test_documented_command_parses(argv):
-    path = parse(app, argv)
+@pytest.mark.parametrize(("argv", "prose"), CASES)
+def test_documented_command_parses(argv, prose):
+    path = parse(app, argv, naming=prose)
     assert path[0] == "stackwatch" and len(path) >= 2, path
 
 
 def test_the_readme_documents_the_main_commands():
-    documented = {tuple(parse(app, argv)[1:2]) for argv in (c.values[0] for c in CASES)}
-    assert {("serve",), ("events",), ("provider",), ("inventory",), ("fleece",), ("worker",), ("db",)} <= documented
+    readme = [argv for _line, command, _prose in extract(ROOT / "README.md") for argv in expand(command)]
+    documented = {parse(app, argv)[1] for argv in readme}
+    assert {"serve", "events", "provider", "inventory", "fleece", "worker", "db", "refresh"} <= documented
 
 
 @pytest.mark.parametrize(
@@ -51,6 +52,12 @@ def test_a_line_that_does_not_parse_fails(argv, message):
     assert message in refused.value.format_message()
 
 
+def test_prose_may_name_a_command_without_its_arguments():
+    assert parse(app, ["fleece"], naming=True) == ["stackwatch", "fleece"]
+    with pytest.raises(UsageError):
+        parse(app, ["fleece"])  # a command line in a code block must be complete
+
+
 def test_synopsis_notation_expands_to_concrete_lines(tmp_path):
     doc = tmp_path / "x.md"
     doc.write_text(
@@ -61,13 +68,14 @@ def test_synopsis_notation_expands_to_concrete_lines(tmp_path):
         "                       [--format table|json]\n"
         "# stackwatch not-a-command\n```\n"
     )
-    commands = extract(doc)
+    commands = [(line, text) for line, text, _prose in extract(doc)]
     assert commands == [
         (1, "stackwatch serve --config F"),
         (4, "stackwatch events count | show ID"),
         (5, ".venv/bin/stackwatch demo"),
         (6, "stackwatch events list [--provider P] [--format table|json]"),
     ]
+    assert [prose for _line, _text, prose in extract(doc)] == [True, False, False, False]
     assert expand(commands[1][1]) == [["events", "count"], ["events", "show", "ID"]]
     assert expand(commands[3][1]) == [
         ["events", "list"],

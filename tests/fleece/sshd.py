@@ -154,12 +154,27 @@ def missing() -> str | None:
     return None
 
 
+def require_sshd() -> None:
+    """Skip the calling test when sshd cannot run here, saying why; under CI (`$CI` set: .ci/run installs
+    openssh-server) fail instead, so a broken install cannot pass as a row of skips."""
+    why = missing()
+    if why is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{why}; CI is set, where it must be installed")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def sshd_binary() -> None:
+    """For a test that starts its own sshd (start_sshd): skip, or fail under CI, when it cannot run here."""
+    require_sshd()
+
+
 @pytest.fixture(scope="session")
 def sshd(tmp_path_factory) -> Iterator[SSHServer]:
     """One sshd for the session (its log, `log`, says why a login was refused), stopped at the end."""
-    why = missing()
-    if why:
-        pytest.skip(why)
+    require_sshd()
     proc, srv = start_sshd(tmp_path_factory.mktemp("sshd"))
     try:
         yield srv

@@ -20,7 +20,8 @@ import pytest
 from stackwatch.fleece.errors import SourceError
 from stackwatch.fleece.targets import SourceOptions, open_source
 from stackwatch.fleece.worker import run_isolated
-from tests.fleece.sshd import SSHServer, keygen, sshd, start_sshd, stop  # noqa: F401 - sshd: session fixture
+from tests.fleece.chains import guest, overlay
+from tests.fleece.sshd import SSHServer, keygen, sshd, sshd_binary, start_sshd, stop  # noqa: F401 - fixtures
 from tests.fleece.test_images import check_report
 
 HYPERVISOR = "compute-7.example"  # a Nova hypervisor hostname DNS does not know: the ssh config maps it
@@ -93,11 +94,20 @@ def test_sftp_nova_layout_through_a_host_alias(built, sshd, ssh_config, tmp_path
     hypervisor's name that only the ssh config resolves (HostName, Port, User, IdentityFile)."""
     d, m = built
     image = m["images"]["qcow2-overlay"]
-    disk = nova_layout(tmp_path / "instances", d / image["file"], d / image["backing"])
-    rep = run_isolated(f"sftp://{HYPERVISOR}{disk}", SourceOptions(ssh_config=str(ssh_config)))
+    instances = tmp_path / "instances"
+    disk = nova_layout(instances, d / image["file"], d / image["backing"])
+    opts = SourceOptions(ssh_config=str(ssh_config), instances_path=str(instances))
+    rep = run_isolated(f"sftp://{HYPERVISOR}{disk}", opts)
     check_report(rep, image, m["roots"][image["root"]])
     assert rep["target"] == f"sftp://{HYPERVISOR}{disk}"
     check_cheap(rep, (d / image["backing"]).stat().st_size)
+    # the same disk where the instances path is another (Nova's default): its `_base` is no longer the
+    # image's source, so the absolute backing name is refused, and says how to allow it
+    rep = run_isolated(f"sftp://{HYPERVISOR}{disk}", SourceOptions(ssh_config=str(ssh_config)))
+    assert rep["packages"] == [] and any(
+        f"refused: resolves to {instances}/_base/" in e and f"outside {disk.parent} on that host" in e
+        for e in rep["errors"]
+    ), rep["errors"]
 
 
 def test_missing_path_is_a_clear_error(sshd, ssh_config, tmp_path):  # noqa: F811
@@ -113,8 +123,52 @@ def test_missing_backing_file_is_a_clear_error(built, sshd, ssh_config, tmp_path
     image = m["images"]["qcow2-overlay"]
     disk = nova_layout(tmp_path / "instances", d / image["file"], d / image["backing"])
     next((tmp_path / "instances" / "_base").iterdir()).unlink()  # Nova's image cache cleaned it away
-    rep = run_isolated(sshd.url(disk), SourceOptions(ssh_config=str(ssh_config)))
+    rep = run_isolated(
+        sshd.url(disk), SourceOptions(ssh_config=str(ssh_config), instances_path=str(tmp_path / "instances"))
+    )
     assert any("_base" in e and "No such file" in e for e in rep["errors"]), rep["errors"]
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("../../outside/base.raw", "/outside/base.raw, outside"),
+        ("INSTANCES/_base/../../outside/base.raw", "/outside/base.raw, outside"),
+        ("INSTANCES/other-instance/disk", "/instances/other-instance/disk, outside"),
+        ("/dev/sda", "resolves to /dev/sda, outside"),
+        ("//host.example/x", "resolves to /host.example/x, outside"),
+        ("https://host.example/x", "a URL (https:), and the image is on an SFTP host"),
+    ],
+)
+def test_backing_off_the_instance_is_refused(tools, sshd, ssh_config, tmp_path, name, rule):  # noqa: F811
+    """A hypervisor's disk may name its own directory and Nova's `_base`, nothing else on that host (every
+    refused name points at a real, valid guest: without the rule it would be read)."""
+    instances = tmp_path / "instances"
+    guest(tmp_path / "outside" / "base.raw", hostname="outside")
+    guest(instances / "other-instance" / "disk", hostname="other")
+    name = name.replace("INSTANCES", str(instances))
+    disk = overlay(instances / str(uuid.uuid4()) / "disk", name)
+    rep = run_isolated(sshd.url(disk), SourceOptions(ssh_config=str(ssh_config), instances_path=str(instances)))
+    assert rep["hostname"] is None, rep
+    assert any(f"backing file {name!r} refused: " in e and rule in e for e in rep["errors"]), rep["errors"]
+
+
+def test_backing_in_base_or_an_allowed_directory_is_read(tools, sshd, ssh_config, tmp_path):  # noqa: F811
+    instances = tmp_path / "instances"
+    guest(instances / "_base" / "0a1b2c", hostname="cached")
+    guest(tmp_path / "images" / "base.raw", hostname="allowed")
+    opts = SourceOptions(ssh_config=str(ssh_config), instances_path=str(instances))
+    rep = run_isolated(sshd.url(overlay(instances / str(uuid.uuid4()) / "disk", f"{instances}/_base/0a1b2c")), opts)
+    assert rep["hostname"] == "cached" and rep["errors"] == [], rep["errors"]
+    disk = overlay(instances / str(uuid.uuid4()) / "disk", "../../images/base.raw")
+    allowed = SourceOptions(
+        ssh_config=str(ssh_config), instances_path=str(instances), backing_dirs=(str(tmp_path / "images"),)
+    )
+    rep = run_isolated(sshd.url(disk), allowed)
+    assert rep["hostname"] == "allowed" and rep["errors"] == [], rep["errors"]
+    disk = overlay(instances / str(uuid.uuid4()) / "disk", "/dev/null")  # allowed directory, but a device
+    rep = run_isolated(sshd.url(disk), SourceOptions(ssh_config=str(ssh_config), backing_dirs=("/dev",)))
+    assert any("refused: /dev/null is not a regular file" in e for e in rep["errors"]), rep["errors"]
 
 
 def test_refused_login_is_a_clear_error(sshd, tmp_path):  # noqa: F811
@@ -188,7 +242,7 @@ def _descendants(pid: int) -> list[int]:
     return out
 
 
-def test_stalled_read_times_out(tmp_path):
+def test_stalled_read_times_out(tmp_path, sshd_binary):  # noqa: F811
     """The server stops answering after the file is open (a frozen hypervisor): the next read fails after
     ConnectTimeout, which also bounds every SFTP reply, instead of blocking the worker until its limit."""
     from stackwatch.fleece.sftp import open_sftp

@@ -40,6 +40,8 @@ def test_reads_each_event_once_in_order_and_resumes(store):
     rest = stream.read("p1", first[-1].position, 20)
     assert [i.event.message_id for i in rest] == [f"m-{i}" for i in range(20, 30)]
     assert stream.read("p1", rest[-1].position, 20) == []
+    assert stream.backlog("p1", start) == 30 and stream.backlog("p1", first[-1].position) == 10
+    assert stream.backlog("p1", start, cap=25) == 25 and stream.backlog("p1", rest[-1].position) == 0
     assert [i.event.message_id for i in stream.read("other", start, 100)] == [f"m-{i}" for i in range(5)]
     # a handler started now begins after everything stored
     assert stream.read("p1", stream.head(), 100) == []

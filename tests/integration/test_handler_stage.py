@@ -92,3 +92,31 @@ def test_two_processes_share_a_partition_without_handling_an_event_twice(store):
         two.stop()
     assert sorted(a.seen + b.seen) == sorted(f"m-{i}" for i in range(60))
     assert not (a.seen and b.seen)  # the lease holder handled all of it
+
+
+def test_operators_see_each_handler_position_and_backlog(store, tmp_path, monkeypatch):
+    """`stackwatch handlers --format json` and GET /api/v1/handlers report what the stage left."""
+    import json
+
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from stackwatch.api.app import create_app
+    from stackwatch.cli.main import app
+    from stackwatch.config.settings import Settings
+
+    h = Recording("h")
+    stage = _stage(store, [h], "one").start()
+    _until(lambda: stage.holds("h", "p1"))
+    store.write_batch(_events(12))
+    _until(lambda: len(h.seen) == 12)
+    stage.stop()
+    store.write_batch(_events(5, prefix="late"))  # nobody handles these: the backlog
+    monkeypatch.setenv("STACKWATCH_DATABASE_URL", str(store.engine.url.render_as_string(hide_password=False)))
+    res = CliRunner().invoke(app, ["handlers", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    (row,) = json.loads(res.output)
+    assert (row["handler"], row["partition"], row["handled"], row["backlog"], row["owner"]) == ("h", "p1", 12, 5, None)
+    api = TestClient(create_app(Settings(database=str(store.engine.url.render_as_string(hide_password=False))), store))
+    (doc,) = api.get("/api/v1/handlers").json()
+    assert (doc["handled"], doc["backlog"]) == (12, 5)

@@ -4,7 +4,9 @@
 whose `cloud:` names the clouds.yaml entry (none: the OS_* variables). When no provider has that name it
 is taken as a clouds.yaml cloud name, so ad-hoc use without a configuration still works. With a store
 configured (`database:` in the configuration or $STACKWATCH_DATABASE_URL; `--store` forces the default
-one) every report is kept and served at `GET /api/v1/fleece`.
+one) every report is kept and served at `GET /api/v1/fleece`. Each target is parsed in a worker process
+(fleece/worker.py); this module imports only what the chosen output needs (rich for a table or a
+progress bar), so a fleece's cost is mostly the worker's.
 """
 
 from __future__ import annotations
@@ -12,17 +14,19 @@ from __future__ import annotations
 import json
 import sys
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from stackwatch.cli.common import friendly_errors, open_store_for, settings
-from stackwatch.config.settings import Settings
 from stackwatch.fleece.runner import fleece_many
 from stackwatch.fleece.targets import SourceOptions
 from stackwatch.fleece.worker import Limits
+
+if TYPE_CHECKING:  # rich is imported when a table or a progress bar is drawn, not for --format json
+    from rich.console import Console
+
+    from stackwatch.config.settings import Settings
 
 
 class Format(StrEnum):
@@ -36,7 +40,20 @@ class Via(StrEnum):
     hypervisor = "hypervisor"
 
 
+def _with_progress(targets: list[str], opts: SourceOptions, limits: Limits, jobs: int, via: str) -> list[dict]:
+    """fleece_many with a progress bar on the terminal's stderr (several targets)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("fleece"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("fleece", total=len(targets))
+        return fleece_many(targets, opts, limits, jobs, via, on_done=lambda _r: progress.advance(task))
+
+
 def _table(console: Console, rep: dict) -> None:
+    from rich.table import Table
+
     os_info = rep.get("os") or {}
     t = Table(title=rep["target"], show_header=False, title_justify="left")
     t.add_column("field", style="bold")
@@ -102,6 +119,19 @@ def fleece(
     via: Via = typer.Option(Via.snapshot, "--via", help="instance: read a snapshot, or the disk on its hypervisor"),
     download: bool = typer.Option(False, "--download", help="download whole images when ranges are refused"),
     ssh_key: str | None = typer.Option(None, "--ssh-key", help="private key for sftp:// and --via hypervisor"),
+    instances_path: str | None = typer.Option(
+        None,
+        "--instances-path",
+        help="nova.conf instances_path on the hypervisors (default $STACKWATCH_NOVA_INSTANCES_PATH, "
+        "else /var/lib/nova/instances); its _base may hold backing files",
+    ),
+    allow_backing_dir: list[str] = typer.Option(
+        [],
+        "--allow-backing-dir",
+        metavar="DIR",
+        help="also read qcow2 backing files from DIR (local and sftp://; repeatable); by default only from "
+        "the image's own directory",
+    ),
     memory_mib: int = typer.Option(1024, "--memory-mib", help="memory limit of each parsing worker"),
     timeout: float = typer.Option(120.0, "--timeout", help="time limit of each parsing worker, seconds"),
     store: bool | None = typer.Option(
@@ -110,20 +140,16 @@ def fleece(
 ) -> None:
     """Inspect images and instances (OS, users, packages, services) reading only the blocks needed."""
     cfg = settings()
-    opts = SourceOptions(cloud=resolve_cloud(cfg, provider), download=download, ssh_key=ssh_key)
+    opts = SourceOptions(
+        cloud=resolve_cloud(cfg, provider),
+        download=download,
+        ssh_key=ssh_key,
+        instances_path=instances_path,
+        backing_dirs=tuple(allow_backing_dir),
+    )
     limits = Limits(memory_mib=memory_mib, seconds=timeout)
-    err = Console(stderr=True)
-    if len(targets) > 1 and err.is_terminal:
-        with Progress(
-            TextColumn("fleece"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err,
-            transient=True,
-        ) as progress:
-            task = progress.add_task("fleece", total=len(targets))
-            reports = fleece_many(targets, opts, limits, jobs, via.value, on_done=lambda _r: progress.advance(task))
+    if len(targets) > 1 and sys.stderr.isatty():
+        reports = _with_progress(targets, opts, limits, jobs, via.value)
     else:
         reports = fleece_many(targets, opts, limits, jobs, via.value)
     if fmt is Format.json:
@@ -134,11 +160,13 @@ def fleece(
         boms = [json.loads(to_json(r)) for r in reports]
         sys.stdout.write(json.dumps(boms[0] if len(boms) == 1 else boms, indent=1) + "\n")
     else:
+        from rich.console import Console
+
         out = Console()
         for rep in reports:
             _table(out, rep)
     if store or (store is None and cfg.database):
         for rep, rid in zip(reports, keep_reports(cfg, reports, provider), strict=True):
-            err.print(f"kept fleece report {rid} for {rep['target']}", highlight=False)
+            sys.stderr.write(f"kept fleece report {rid} for {rep['target']}\n")
     if any(not (r.get("os") or {}).get("id") for r in reports):
         raise typer.Exit(2)

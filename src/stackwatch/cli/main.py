@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "provider": ("stackwatch.cli.provider", "app", "Configured providers (clouds): add, list, check."),
     "inventory": ("stackwatch.cli.inventory", "app", "The inventory, one listing per kind (vm, image, ...)."),
     "refresh": ("stackwatch.cli.refresh", "refresh", "Refresh a provider's inventory now (full or targeted)."),
+    "handlers": ("stackwatch.cli.handlers", "handlers", "Where each handler is in the event stream, and its backlog."),
     "fleece": ("stackwatch.cli.fleece", "fleece", "Inspect disk images and instances without booting them."),
     "worker": ("stackwatch.cli.worker", "app", "Run one part of stackwatch as its own process."),
     "devcloud": ("stackwatch.cli.devcloud", "app", "A real OpenStack on 127.0.0.1, to try and to test."),

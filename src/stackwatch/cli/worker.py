@@ -52,22 +52,18 @@ def catcher(
         logging.getLogger("pika").setLevel(logging.WARNING)
     cfg = load_settings()  # --config (cli.common's one option) has set $STACKWATCH_CONFIG
     prov = cfg.provider(provider)
+    if writer not in ("process", "thread"):
+        err_console.print(f"[red]error:[/red] --writer must be process or thread, not {writer!r}", highlight=False)
+        raise typer.Exit(2)
     try:
-        select(prov)  # configuration errors first, before touching the database
+        selection = select(prov)  # configuration errors first, before touching the database
     except MonitorSelectionError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
     # the process writer converts in a child already; a store process would be a third one on the same cores
     store = open_store(cfg.database_url, writer=choose_writer(cfg.store_writer, long_running=writer == "thread"))
-    if writer not in ("process", "thread"):
-        err_console.print(f"[red]error:[/red] --writer must be process or thread, not {writer!r}", highlight=False)
-        raise typer.Exit(2)
-    try:
-        runner = build_runner(prov, store, routes=RoutingTable.load(cfg.routes), writer=writer,
-                              database_url=cfg.database_url, routes_path=cfg.routes)
-    except MonitorSelectionError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+    runner = build_runner(prov, store, routes=RoutingTable.load(cfg.routes), selection=selection, writer=writer,
+                          database_url=cfg.database_url, routes_path=cfg.routes)
     tune_for_intake()
     stopping = threading.Event()
 

@@ -112,7 +112,9 @@ class HandlersConfig(_Strict):
         3600.0, ge=0, description="full inventory refresh period per provider; 0: only when handling starts"
     )
     lease_seconds: float = Field(30.0, ge=5, description="how long a crashed process keeps its partitions")
-    retry_max_seconds: float = Field(60.0, ge=1, description="longest back-off between retries of a failed batch")
+    retry_max_seconds: float = Field(
+        15.0, ge=1, description="longest back-off between retries of a failed batch"
+    )
 
 
 class Settings(_Strict):

@@ -13,29 +13,9 @@ import uuid
 from stackwatch.fleece.container import open_disk
 from stackwatch.fleece.errors import FleeceError
 from stackwatch.fleece.fs import FileSystem, Root, open_fs
-from stackwatch.fleece.inspect import SECTIONS, inspect_root
+from stackwatch.fleece.inspect import inspect_root
+from stackwatch.fleece.report import empty_report
 from stackwatch.fleece.volume import find_volumes
-
-REPORT_KEYS = (
-    "os",
-    "hostname",
-    "users",
-    "groups",
-    "packages",
-    "services",
-    "kernels",
-    "filesystems",
-    "io",
-    "errors",
-)
-
-
-def empty_report(target: str) -> dict:
-    rep: dict = {"target": target}
-    for key, (_fn, empty) in SECTIONS.items():
-        rep[key] = empty
-    rep.update(filesystems=[], io={}, errors=[])
-    return rep
 
 
 def fs_uuid(reader, fstype: str) -> str | None:

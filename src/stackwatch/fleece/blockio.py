@@ -57,6 +57,7 @@ class BlockReader(io.RawIOBase):
     """Seekable read-only file object over `_fetch`, with an LRU block cache and read-ahead."""
 
     name = "<blockio>"
+    identity: str | None = None  # what makes two readers the same file (a backing chain loop); None: name
 
     def __init__(
         self,
@@ -230,13 +231,18 @@ class BlockReader(io.RawIOBase):
 class LocalReader(BlockReader):
     """A local file read with pread; counted like a remote source so benchmarks compare."""
 
-    def __init__(self, path: str | os.PathLike, **kw) -> None:
+    def __init__(self, path: str | os.PathLike, follow: bool = True, **kw) -> None:
+        """`follow=False` (backing files): a symlink is not followed and a FIFO does not block the open."""
         self.name = str(path)
+        flags = os.O_RDONLY | (0 if follow else os.O_NOFOLLOW | os.O_NONBLOCK)
         try:
-            self._fd = os.open(path, os.O_RDONLY)
+            self._fd = os.open(path, flags)
         except OSError as e:
             raise SourceError(f"cannot open {path}: {e.strerror}") from e
-        super().__init__(os.fstat(self._fd).st_size, **kw)
+        st = os.fstat(self._fd)
+        self.mode = st.st_mode
+        self.identity = f"file:{st.st_dev}:{st.st_ino}"  # one file under any name (a symlink, a hard link)
+        super().__init__(st.st_size, **kw)
 
     def _fetch(self, offset: int, length: int) -> bytes:
         return os.pread(self._fd, length, offset)

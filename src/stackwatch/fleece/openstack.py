@@ -23,13 +23,15 @@ def connect(cloud: str | None):
 
 
 class SessionAdapter:
-    """keystoneauth's Session.get with exceptions off, so HTTPRangeReader sees 400/416 as statuses."""
+    """keystoneauth's Session.get with exceptions off, so HTTPRangeReader sees 400/416 as statuses, and
+    requests' `allow_redirects` mapped to keystoneauth's `redirect` (which otherwise re-sends X-Auth-Token
+    to any Location: http.get_on_origin follows redirects itself)."""
 
     def __init__(self, session) -> None:
         self._s = session
 
-    def get(self, url: str, **kw):
-        return self._s.get(url, raise_exc=False, log=False, **kw)
+    def get(self, url: str, allow_redirects: bool = True, **kw):
+        return self._s.get(url, raise_exc=False, log=False, redirect=None if allow_redirects else False, **kw)
 
 
 def glance_url(conn, image_id: str) -> str:
@@ -87,6 +89,14 @@ INSTANCES_PATH_ENV = "STACKWATCH_NOVA_INSTANCES_PATH"
 NOVA_INSTANCES_PATH = "/var/lib/nova/instances"  # nova.conf [DEFAULT] instances_path, as shipped
 
 
+def instances_dir(explicit: str | None = None) -> str:
+    """nova.conf instances_path on the hypervisors: the given one, $STACKWATCH_NOVA_INSTANCES_PATH, else Nova's."""
+    base = (explicit or os.environ.get(INSTANCES_PATH_ENV) or NOVA_INSTANCES_PATH).rstrip("/")
+    if not base.startswith("/"):
+        raise SourceError(f"instances path {base!r} must be absolute (nova.conf instances_path)")
+    return base
+
+
 def hypervisor_disk_url(conn, server_id: str, user: str | None = None, instances_path: str | None = None) -> str:
     """sftp:// URL of the instance's disk on its compute host (OS-EXT-SRV-ATTR:hypervisor_hostname).
 
@@ -98,7 +108,5 @@ def hypervisor_disk_url(conn, server_id: str, user: str | None = None, instances
     host = server.hypervisor_hostname or server.compute_host
     if not host:
         raise SourceError(f"server {server_id}: no hypervisor hostname (needs the admin role)")
-    base = (instances_path or os.environ.get(INSTANCES_PATH_ENV) or NOVA_INSTANCES_PATH).rstrip("/")
-    if not base.startswith("/"):
-        raise SourceError(f"instances path {base!r} must be absolute (nova.conf instances_path)")
+    base = instances_dir(instances_path)
     return f"sftp://{quote(user, safe='') + '@' if user else ''}{host}{quote(base)}/{server_id}/disk"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from stackwatch.fleece.analyze import empty_report
 from stackwatch.fleece.errors import FleeceError
+from stackwatch.fleece.report import empty_report
 from stackwatch.fleece.targets import SourceOptions
 from stackwatch.fleece.worker import Limits, run_isolated
 

@@ -15,7 +15,7 @@ import os
 import posixpath
 import socket
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from stackwatch.fleece.blockio import BlockReader
 from stackwatch.fleece.errors import SourceError
@@ -32,9 +32,11 @@ class SFTPReader(BlockReader):
     def __init__(self, client, path: str, label: str, ssh=None, **kw) -> None:
         self.name = label
         self._client, self.path, self._ssh = client, path, ssh
+        self.identity = "sftp:" + posixpath.normpath(path)  # one connection, one host: the path says which file
         try:
             self._f = client.open(path, "rb")
-            size = self._f.stat().st_size
+            st = self._f.stat()
+            size, self.mode = st.st_size, st.st_mode  # None if the server does not say
         except OSError as e:
             if ssh is not None:
                 ssh.close()
@@ -57,10 +59,11 @@ class SFTPReader(BlockReader):
             raise SourceError(f"{self.name}: SFTP read of {length} bytes at {offset} failed: {why}") from e
         return b"".join(chunks)
 
-    def sibling(self, name: str) -> SFTPReader:
-        """A backing file: absolute names as they are (Nova's `_base/<hash>`), relative ones beside this file."""
-        path = name if name.startswith("/") else posixpath.join(posixpath.dirname(self.path), name)
-        return SFTPReader(self._client, path, self.name.rsplit("/", 1)[0] + "/" + posixpath.basename(path))
+    def sibling(self, path: str) -> SFTPReader:
+        """Another file on this connection (a backing file at the absolute `path` backing.py resolved and allowed)."""
+        u = urlsplit(self.name)
+        label = urlunsplit((u.scheme, u.netloc, quote(path), "", "")) if u.scheme else path
+        return SFTPReader(self._client, path, label)
 
     def close(self) -> None:
         if not self.closed:

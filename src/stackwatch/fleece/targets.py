@@ -5,17 +5,18 @@
   glance:IMAGE_ID             Glance image data (GET /v2/images/{id}/file), through the provider's cloud session
   swift:CONTAINER/OBJECT      a Swift object, same session
   sftp://[user@]host[:port]/path  SFTP offset reads (ssh client config: sftp.py)
-`instance:UUID` is resolved before this (runner.py) to glance: or sftp: targets.
+`instance:UUID` is resolved before this (runner.py) to glance: or sftp: targets. A backing file named in
+a qcow2 header is opened only inside the source the image came from (backing.py says where).
 """
 
 from __future__ import annotations
 
 import os
-import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from stat import S_ISREG
 
+from stackwatch.fleece import backing
 from stackwatch.fleece.blockio import BlockReader, LocalReader
 from stackwatch.fleece.errors import SourceError
 
@@ -28,12 +29,18 @@ class SourceOptions:
     ssh_config: str | None = None  # OpenSSH client config; None: $STACKWATCH_SSH_CONFIG, else ~/.ssh/config
     instances_path: str | None = None  # nova.conf instances_path on the hypervisors (--via hypervisor); None:
     # $STACKWATCH_NOVA_INSTANCES_PATH, else Nova's default /var/lib/nova/instances
+    backing_dirs: tuple[str, ...] = ()  # more directories backing files may be read from (local and sftp://;
+    # --allow-backing-dir): by default only the image's own directory (backing.py)
+
+
+# open_backing(name, image): the reader of backing file `name` named in the header of `image`
+Opener = Callable[[str, BlockReader], BlockReader]
 
 
 @dataclass
 class Source:
     reader: BlockReader
-    open_backing: Callable[[str], BlockReader] | None
+    open_backing: Opener | None
     opened: list[BlockReader] = field(default_factory=list)  # every reader, for the io counters
 
     def io(self) -> dict:
@@ -50,9 +57,9 @@ class Source:
             r.close()
 
 
-def _track(src: Source, opener: Callable[[str], BlockReader]) -> Callable[[str], BlockReader]:
-    def open_tracked(name: str) -> BlockReader:
-        r = opener(name)
+def _track(src: Source, opener: Opener) -> Opener:
+    def open_tracked(name: str, image: BlockReader) -> BlockReader:
+        r = opener(name, image)
         src.opened.append(r)
         return r
 
@@ -76,18 +83,46 @@ def open_source(target: str, opts: SourceOptions = SourceOptions()) -> Source:
             url = openstack.swift_url(conn, container, obj)
         return _http(url, openstack.SessionAdapter(conn.session), opts, label=target)
     if target.startswith("sftp://"):
-        from stackwatch.fleece.sftp import open_sftp
-
-        reader = open_sftp(target, key_filename=opts.ssh_key, ssh_config=opts.ssh_config)
-        src = Source(reader, None, [reader])
-        src.open_backing = _track(src, reader.sibling)
-        return src
+        return _sftp(target, opts)
     if target.startswith(("instance:", "file:")) or ":" in target.split("/")[0] and not os.path.exists(target):
         raise SourceError(f"{target}: unknown target kind (use a path, http(s)://, glance:, swift:, sftp://)")
-    reader = LocalReader(target)
+    return _local(target, opts)
+
+
+def _local(path: str, opts: SourceOptions) -> Source:
+    reader = LocalReader(path)
     src = Source(reader, None, [reader])
-    base = os.path.dirname(os.path.abspath(target))
-    src.open_backing = _track(src, lambda name: LocalReader(name if os.path.isabs(name) else os.path.join(base, name)))
+    roots = backing.local_roots(path, opts.backing_dirs)
+
+    def sibling(name: str, image: BlockReader) -> BlockReader:
+        real = backing.local_path(image.name, name, roots, image.name)
+        r = LocalReader(real, follow=False)  # what local_path checked is what is opened
+        if not S_ISREG(r.mode):
+            r.close()
+            backing.check_regular(image.name, name, real, r.mode)
+        return r
+
+    src.open_backing = _track(src, sibling)
+    return src
+
+
+def _sftp(url: str, opts: SourceOptions) -> Source:
+    from stackwatch.fleece.openstack import instances_dir
+    from stackwatch.fleece.sftp import open_sftp
+
+    reader = open_sftp(url, key_filename=opts.ssh_key, ssh_config=opts.ssh_config)
+    src = Source(reader, None, [reader])
+    roots = backing.sftp_roots(reader.path, instances_dir(opts.instances_path), opts.backing_dirs)
+
+    def sibling(name: str, image: BlockReader) -> BlockReader:
+        path = backing.sftp_path(image.path, name, roots, image.name)  # type: ignore[attr-defined]
+        r = reader.sibling(path)
+        if r.mode is not None and not S_ISREG(r.mode):  # the path rule holds either way
+            r.close()
+            backing.check_regular(image.name, name, path, r.mode)
+        return r
+
+    src.open_backing = _track(src, sibling)
     return src
 
 
@@ -103,12 +138,12 @@ def _http(url: str, session, opts: SourceOptions, label: str | None = None) -> S
         reader = download(url, session=session)
     if label:
         reader.name = label
+    if not isinstance(reader, HTTPRangeReader):  # downloaded: still the URL's file, for names and loops
+        reader.url = reader.identity = url  # type: ignore[attr-defined]
     src = Source(reader, None, [reader])
 
-    def sibling(name: str) -> BlockReader:
-        if name.startswith("/"):
-            raise SourceError(f"{label or url}: backing file {name} is a host path; fleece it over sftp://")
-        return HTTPRangeReader(urljoin(url, posixpath.basename(name) if "/" not in name else name), session=session)
+    def sibling(name: str, image: BlockReader) -> BlockReader:
+        return HTTPRangeReader(backing.http_url(image.url, name, image.name), session=session)  # type: ignore[attr-defined]
 
     src.open_backing = _track(src, sibling)
     return src

@@ -2,32 +2,36 @@
 
 Images are hostile input for C libraries (libyal) and for our parsers. A child that runs out of
 memory, overstays, or dies on a signal becomes an error string in that target's report; the caller
-(CLI, API server) never shares its memory or its fate. Children fork from a forkserver that has the
-fleece modules loaded, so a child starts in milliseconds and never inherits the caller's threads.
+(CLI, API server) never shares its memory or its fate.
+
+Children fork from a zygote (zygote.py): one `python -c` process per caller, started on the first
+target, with the fleece modules loaded, so a child starts in milliseconds and never inherits the
+caller's threads. It is ours, not multiprocessing's forkserver (before): that one re-ran the caller's
+`__main__` in every child, which for the `stackwatch` console script imports the whole CLI (0.9 s of a
+1.5 s fleece of a small image, bench/fleece.md), and it and its resource tracker outlived the command as
+two defunct processes. The zygote is ended and reaped when the caller exits (atexit) or calls shutdown();
+if the caller dies, its closed pipe ends the zygote, which kills and reaps its children.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import resource
-import signal
+import atexit
+import contextlib
+import itertools
+import json
+import os
+import subprocess
+import sys
+import threading
 import time
-from dataclasses import dataclass
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import asdict, dataclass
 
-from stackwatch.fleece.analyze import empty_report
+from stackwatch.fleece.report import empty_report
 from stackwatch.fleece.targets import SourceOptions
 
-# loaded once in the forkserver: children start fast, and libraries are mapped before the memory cap
-_PRELOAD = [
-    "stackwatch.fleece.analyze",
-    "stackwatch.fleece.targets",
-    "stackwatch.fleece.http",
-    "pyvsgpt",
-    "pyvslvm",
-    "pyfsext",
-    "pyfsxfs",
-    "requests",
-]
+_ZYGOTE = "from stackwatch.fleece.zygote import main; main()"
 
 
 @dataclass(frozen=True)
@@ -36,83 +40,116 @@ class Limits:
     seconds: float = 120.0
 
 
-def _vm_size() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmSize:"):
-                return int(line.split()[1]) * 1024
-    return 0
+def _env() -> dict[str, str]:
+    """The caller's environment, with the directory this stackwatch was imported from first on the path,
+    so the zygote runs the same code (a source checkout, a test tree) as the caller."""
+    import stackwatch
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(stackwatch.__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    return env
 
 
-def _child(conn, target: str, opts: SourceOptions, limits: Limits) -> None:
-    from stackwatch.fleece.analyze import analyze
-    from stackwatch.fleece.errors import FleeceError
-    from stackwatch.fleece.targets import open_source
+class _Zygote:
+    """The caller's end: requests go out under a lock, a reader thread hands each answer to its Future."""
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; Ctrl-C must reach its cleanup
-    cap = _vm_size() + limits.memory_mib * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    cpu = int(limits.seconds) + 5
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-    try:
-        src = open_source(target, opts)
-        try:
-            rep = analyze(src.reader, target, src.open_backing)
-            rep["io"] = src.io()
-        finally:
-            src.close()
-        conn.send(("ok", rep))
-    except MemoryError:
-        conn.send(
-            (
-                "error",
-                f"memory limit reached ({limits.memory_mib} MiB): the image asks for more than any real disk needs",
-            )
+    def __init__(self) -> None:
+        self.pid = os.getpid()  # a forked caller starts its own
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _ZYGOTE],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_env(),
+            start_new_session=True,  # a terminal's Ctrl-C reaches the caller, which then ends us
         )
-    except FleeceError as e:
-        conn.send(("error", str(e)))
-    except Exception as e:  # noqa: BLE001 - anything else is still the image's fault, not the caller's
-        conn.send(("error", f"internal error while parsing: {type(e).__name__}: {e}"))
-    finally:
-        conn.close()
+        self._lock = threading.Lock()
+        self._waiting: dict[int, Future] = {}
+        self._ids = itertools.count()
+        threading.Thread(target=self._read, name="fleece-zygote", daemon=True).start()
+
+    def submit(self, target: str, opts: SourceOptions, limits: Limits) -> Future:
+        fut: Future = Future()
+        with self._lock:
+            rid = next(self._ids)
+            self._waiting[rid] = fut
+            line = {
+                "id": rid,
+                "target": target,
+                "opts": asdict(opts),
+                "limits": asdict(limits),
+                "env": dict(os.environ),  # as the caller has them now (OS_CLOUD, ssh config, ...), as does
+                "cwd": os.getcwd(),  # a relative target path
+            }
+            try:
+                self.proc.stdin.write((json.dumps(line) + "\n").encode())  # type: ignore[union-attr]
+                self.proc.stdin.flush()  # type: ignore[union-attr]
+            except (BrokenPipeError, ValueError):
+                self._waiting.pop(rid)
+                fut.set_result(("error", f"the fleece worker process is gone (exit code {self.proc.poll()})"))
+        return fut
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:  # type: ignore[union-attr]
+            msg = json.loads(line)
+            with self._lock:
+                fut = self._waiting.pop(msg["id"])
+            fut.set_result((msg["status"], msg["payload"]))
+        self.proc.wait()
+        with self._lock:
+            left, self._waiting = list(self._waiting.values()), {}
+        for fut in left:
+            fut.set_result(("error", f"the fleece worker process ended (exit code {self.proc.returncode})"))
+
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self.proc.poll() is None
+
+    def close(self) -> None:
+        """Close its stdin (it kills what still runs, reaps, and exits) and wait for it."""
+        if self.pid != os.getpid():
+            return
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
-def _context():
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
-    return ctx
+_zygote: _Zygote | None = None
+_zygote_lock = threading.Lock()
+
+
+def _get() -> _Zygote:
+    global _zygote
+    with _zygote_lock:
+        if _zygote is None or not _zygote.alive():
+            if _zygote is None:
+                atexit.register(shutdown)
+            _zygote = _Zygote()
+        return _zygote
+
+
+def shutdown() -> None:
+    """End the zygote and wait for it (atexit does this; a long-lived caller may do it sooner)."""
+    global _zygote
+    with _zygote_lock:
+        z, _zygote = _zygote, None
+    if z is not None:
+        z.close()
 
 
 def run_isolated(target: str, opts: SourceOptions = SourceOptions(), limits: Limits = Limits()) -> dict:
     """The report for one target; never raises for anything the image does."""
-    ctx = _context()
     started = time.monotonic()
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(send, target, opts, limits), daemon=True)
-    proc.start()
-    send.close()
-    status, payload = "error", None
-    try:
-        if recv.poll(limits.seconds):
-            status, payload = recv.recv()
-        else:
-            payload = f"time limit reached ({limits.seconds:g} s); the worker was killed"
-    except EOFError:
-        proc.join(2)
-        code = proc.exitcode
-        if code is not None and code < 0:
-            name = signal.Signals(-code).name
-            hint = " (CPU time limit)" if -code == signal.SIGXCPU else ""
-            payload = f"worker died on {name}{hint} while parsing the image"
-        else:
-            payload = f"worker exited with code {code} without a report"
-    finally:
-        recv.close()
-        if proc.is_alive():
-            proc.kill()
-        proc.join(5)
+    fut = _get().submit(target, opts, limits)
+    try:  # the zygote answers by the deadline (it kills the child then); the margin is for a wedged zygote
+        status, payload = fut.result(timeout=limits.seconds + 60)
+    except FutureTimeout:
+        status, payload = "error", f"the fleece worker process did not answer within {limits.seconds + 60:g} s"
     if status == "ok":
-        return payload
+        return payload  # type: ignore[no-any-return]
     rep = empty_report(target)
     rep["errors"].append(payload)
     rep["io"] = {"seconds": round(time.monotonic() - started, 4)}

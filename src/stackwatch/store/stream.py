@@ -90,41 +90,40 @@ class EventStream:
     def read(self, provider: str, after: StreamPosition, limit: int) -> list[StreamItem]:
         """Up to `limit` events of `provider` after `after`, oldest first, each with its own position."""
         if self.postgres:
-            return self._read_postgres(provider, after, limit)
-        return self._read_sqlite(provider, after, limit)
-
-    def _read_postgres(self, provider: str, after: StreamPosition, limit: int) -> list[StreamItem]:
-        txid = literal_column("events.txid")
-        stmt = (
-            select(EventRow, literal_column("events.txid::text::bigint").label("txid_number"))
-            .where(
-                EventRow.provider == provider,
-                text("(events.txid, events.id) > (CAST(CAST(:after_txid AS text) AS xid8), :after_id)"),
-                text("events.txid < pg_snapshot_xmin(pg_current_snapshot())"),
-            )
-            .order_by(txid, EventRow.id)
-            .limit(limit)
-            .params(after_txid=after.txid, after_id=after.event_id)
-        )
+            stmt = select(EventRow, literal_column("events.txid::text::bigint").label("txid_number"))
+            stmt = self._after(stmt, provider, after).limit(limit)
+            with Session(self.engine) as session:
+                rows = session.execute(stmt).all()
+            return [StreamItem(StreamPosition(int(number), row.id), _row_to_event(row)) for row, number in rows]
         with Session(self.engine) as session:
-            rows = session.execute(stmt).all()
-        return [StreamItem(StreamPosition(int(number), row.id), _row_to_event(row)) for row, number in rows]
-
-    def _read_sqlite(self, provider: str, after: StreamPosition, limit: int) -> list[StreamItem]:
-        with Session(self.engine) as session:
-            rows = session.scalars(self._sqlite_after(provider, after.event_id, limit)).all()
+            rows = session.scalars(self._after(select(EventRow), provider, after).limit(limit)).all()
             if not rows and after.event_id and self._ids_restarted(session, after.event_id):
                 # SQLite reuses ids once every row above them is gone (a retention purge of everything):
                 # the rows there now are all newer than the position
                 log.warning("event ids restarted below a handler position; reading from the start",
                             extra={"provider": provider, "position": after.event_id})
-                rows = session.scalars(self._sqlite_after(provider, 0, limit)).all()
+                rows = session.scalars(self._after(select(EventRow), provider, StreamPosition()).limit(limit)).all()
         return [StreamItem(StreamPosition(0, row.id), _row_to_event(row)) for row in rows]
 
-    @staticmethod
-    def _sqlite_after(provider: str, after_id: int, limit: int):  # noqa: ANN205
-        return (select(EventRow).where(EventRow.provider == provider, EventRow.id > after_id)
-                .order_by(EventRow.id).limit(limit))
+    def backlog(self, provider: str, after: StreamPosition, cap: int = 10_000) -> int:
+        """How many events of `provider` wait after `after` (counted up to `cap`, so it stays cheap)."""
+        inner = self._after(select(EventRow.id), provider, after).limit(cap).subquery()
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
+
+    def _after(self, stmt, provider: str, after: StreamPosition):  # noqa: ANN001, ANN202 - a Select in, out
+        """`stmt` narrowed to `provider`'s events after `after` that no later commit can go behind, in order."""
+        if not self.postgres:
+            return stmt.where(EventRow.provider == provider, EventRow.id > after.event_id).order_by(EventRow.id)
+        return (
+            stmt.where(
+                EventRow.provider == provider,
+                text("(events.txid, events.id) > (CAST(CAST(:after_txid AS text) AS xid8), :after_id)"),
+                text("events.txid < pg_snapshot_xmin(pg_current_snapshot())"),
+            )
+            .order_by(literal_column("events.txid"), EventRow.id)
+            .params(after_txid=after.txid, after_id=after.event_id)
+        )
 
     @staticmethod
     def _ids_restarted(session: Session, after_id: int) -> bool:
@@ -231,3 +230,19 @@ class HandlerPositions:
                                                                        HandlerPositionRow.partition)).all()
             session.expunge_all()
         return list(rows)
+
+
+def handler_status(engine: Engine, backlog_cap: int = 10_000) -> list[dict[str, object]]:
+    """Each (handler, partition): its owner and lease, events handled, and how many wait (up to the cap).
+
+    What an operator looks at to tell a stalled handler (backlog growing, `updated_at` old) from an idle one."""
+    stream = EventStream(engine)
+    out: list[dict[str, object]] = []
+    for row in HandlerPositions(engine, owner="-").all():
+        waiting = stream.backlog(row.partition, StreamPosition(row.txid, row.event_id), backlog_cap)
+        out.append({
+            "handler": row.handler, "partition": row.partition, "owner": row.owner, "lease_until": row.lease_until,
+            "handled": row.handled, "backlog": waiting, "backlog_capped": waiting >= backlog_cap,
+            "updated_at": row.updated_at,
+        })
+    return out

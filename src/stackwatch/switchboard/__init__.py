@@ -1,5 +1,5 @@
-"""Switchboard: the routing table (event type -> group, refs, refresh targets, policy) and the handler stage
-that reads the stored event stream into its handlers (policy events, targeted refresh, periodic full refresh).
+"""Switchboard: the routing table (event type -> group, refs, refresh targets, policy), the handlers (policy
+events, targeted refresh, periodic full refresh), and the stage that runs them over the stored event stream.
 
 May import: stackwatch.events.model, stackwatch.store, stackwatch.config, stackwatch.backoff.
 """

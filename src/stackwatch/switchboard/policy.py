@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from stackwatch.events.model import Event
+from stackwatch.switchboard.plugins import HandlerContext, HandlerPlugin
 from stackwatch.switchboard.routes import RoutingTable
 
 log = logging.getLogger(__name__)
@@ -39,3 +40,8 @@ class PolicyHandler:
                                              "message_id": event.message_id, "vm_ref": event.vm_ref})
             for listener in self.listeners:
                 listener(raised)
+
+
+def plugin(context: HandlerContext) -> HandlerPlugin:
+    """Entry point `stackwatch.handlers: policy`: every configured provider."""
+    return HandlerPlugin(PolicyHandler(context.routes), tuple(p.name for p in context.settings.providers))

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 
 from stackwatch.events.model import Event
+from stackwatch.switchboard.plugins import HandlerContext, HandlerPlugin
 from stackwatch.switchboard.routes import RoutingTable
 from stackwatch.switchboard.targets import Target, targets_for
 
@@ -37,3 +38,9 @@ class RefreshHandler:
                 by_provider.setdefault(event.provider, set()).update(targets)
         for provider, targets in by_provider.items():
             self.refresher(provider, frozenset(targets), len(targets) > self.full_threshold)
+
+
+def plugin(context: HandlerContext) -> HandlerPlugin | None:
+    """Entry point `stackwatch.handlers: refresh`: the providers with a cloud (the others keep no inventory)."""
+    providers = tuple(p.name for p in context.settings.providers if p.cloud)
+    return HandlerPlugin(RefreshHandler(context.routes, context.refresher), providers) if providers else None

@@ -79,7 +79,7 @@ class HandlerStage:
         self.partitions = partitions
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
-        self.backoff = backoff or Backoff(0.5, 60.0)
+        self.backoff = backoff or Backoff(0.5, 15.0)
         self.stats = {h.name: HandlerStats() for h in self.handlers}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -134,8 +134,7 @@ class HandlerStage:
                 state.last_error = f"{type(exc).__name__}: {exc}"
                 delay = self.backoff.delay(state.failures)
                 state.retry_at = time.monotonic() + delay
-                level = logging.WARNING if state.failures in (1, 2) or state.failures % 10 == 0 else logging.DEBUG
-                log.log(level, "handler failed; the batch is retried", exc_info=state.failures == 1,
+                log.warning("handler failed; the batch is retried", exc_info=state.failures == 1,
                         extra={"handler": handler.name, "partition": partition, "attempt": state.failures,
                                "retry_in_seconds": round(delay, 2), "error": state.last_error})
         return busy

@@ -5,10 +5,12 @@ Each section fails alone: its error goes into the report's `errors` and the othe
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from stackwatch.fleece.errors import FleeceError, PartialResult
 from stackwatch.fleece.inspect import accounts, apk, dpkg, kernels, release, rpmdb, systemd
+from stackwatch.fleece.report import EMPTY_SECTIONS
 
 PACKAGE_SOURCES: tuple[Callable, ...] = (dpkg.packages, rpmdb.packages, apk.packages)
 
@@ -22,15 +24,17 @@ def _packages(root) -> list[dict]:
     return sorted(out, key=lambda p: (p["manager"], p["name"], p["arch"]))
 
 
-SECTIONS: dict[str, tuple[Callable, object]] = {
-    "os": (release.os_info, {"id": None, "name": None, "version": None, "pretty_name": None}),
-    "hostname": (release.hostname, None),
-    "users": (accounts.users, []),
-    "groups": (accounts.groups, []),
-    "packages": (_packages, []),
-    "services": (systemd.enabled, {"enabled": []}),
-    "kernels": (kernels.kernels, []),
+_READERS: dict[str, Callable] = {
+    "os": release.os_info,
+    "hostname": release.hostname,
+    "users": accounts.users,
+    "groups": accounts.groups,
+    "packages": _packages,
+    "services": systemd.enabled,
+    "kernels": kernels.kernels,
 }
+# section -> (reader, value when it fails); the empty values live in report.py, which imports no reader
+SECTIONS: dict[str, tuple[Callable, object]] = {key: (fn, EMPTY_SECTIONS[key]) for key, fn in _READERS.items()}
 
 
 def inspect_root(root) -> tuple[dict, list[str]]:
@@ -43,6 +47,6 @@ def inspect_root(root) -> tuple[dict, list[str]]:
             report[key] = e.value
             errors.append(f"{key}: {e}")
         except (FleeceError, OSError, ValueError, UnicodeError) as e:
-            report[key] = empty
+            report[key] = copy.deepcopy(empty)
             errors.append(f"{key}: {type(e).__name__}: {e}")
     return report, errors
