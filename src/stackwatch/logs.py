@@ -1,34 +1,39 @@
 """Structured logging: one JSON object per line on stderr, secrets masked.
 
-Every `extra={...}` field becomes a key. Values that look like credentials (passwords in URLs, tokens) are
-masked here, once, so no caller can leak them by accident.
+Every `extra={...}` field becomes a key. The message, every extra (at any nesting: a dict of settings, a list
+of URLs), the exception text and the stack are masked here by `stackwatch.masking`, once, so no caller and no
+library that logs through the root logger can leak a credential by accident.
+
+`setup_logging()` without a level takes $STACKWATCH_LOG_LEVEL (commands without a `--log-level` option,
+e.g. `stackwatch refresh`, log at that level), else leaves the root level as it is (WARNING by default).
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import os
 import sys
 from datetime import UTC, datetime
 
 import orjson
 
+from stackwatch.masking import MASK, is_secret_key, mask, mask_text
+
+ENV_LOG_LEVEL = "STACKWATCH_LOG_LEVEL"
 _RESERVED = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]+):(?P<pw>[^@/\s]+)@", re.I)
-_SECRET_KEYS = re.compile(r"(password|secret|token|passwd|credential|auth_key)", re.I)
+
+__all__ = ["ENV_LOG_LEVEL", "JsonFormatter", "mask", "setup_logging"]  # `mask` kept for older imports
 
 
-def mask(text: str) -> str:
-    """`amqp://guest:guest@h/` -> `amqp://guest:***@h/`."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+def _field(key: str, value: object) -> object:
+    if value not in (None, "") and is_secret_key(key):
+        return MASK
+    return mask(value)
 
 
-def _clean(key: str, value: object) -> object:
-    if _SECRET_KEYS.search(key):
-        return "***"
-    if isinstance(value, str):
-        return mask(value)
-    return value
+def _render(value: object) -> str:
+    """What orjson cannot serialise (exceptions, paths, objects) is logged as its masked `str`."""
+    return mask_text(str(value))
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,14 +42,18 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": mask(record.getMessage()),
+            "msg": mask_text(record.getMessage()),
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
-                doc[key] = _clean(key, value)
+                doc[key] = _field(key, value)
         if record.exc_info:
-            doc["exc"] = mask(self.formatException(record.exc_info))
-        return orjson.dumps(doc, default=str).decode()
+            doc["exc"] = mask_text(self.formatException(record.exc_info))
+        elif record.exc_text:
+            doc["exc"] = mask_text(record.exc_text)
+        if record.stack_info:
+            doc["stack"] = mask_text(self.formatStack(record.stack_info))
+        return orjson.dumps(doc, default=_render, option=orjson.OPT_PASSTHROUGH_DATACLASS).decode()
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -59,14 +68,16 @@ class _StderrHandler(logging.StreamHandler):
         pass
 
 
-def setup_logging(level: str = "INFO") -> None:
+def setup_logging(level: str | None = None) -> None:
+    """Install the JSON handler on the root logger once; set the root level to `level`, else to
+    $STACKWATCH_LOG_LEVEL when set."""
+    level = level or os.environ.get(ENV_LOG_LEVEL) or None
     root = logging.getLogger()
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migrations are reported by `db upgrade` itself
-    if any(getattr(h, "_stackwatch", False) for h in root.handlers):
+    if not any(getattr(h, "_stackwatch", False) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(JsonFormatter())
+        handler._stackwatch = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    if level:
         root.setLevel(level.upper())
-        return
-    handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter())
-    handler._stackwatch = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    root.setLevel(level.upper())

@@ -6,10 +6,11 @@ import pytest
 
 from stackwatch.config.settings import ProviderConfig
 from stackwatch.events.monitors.amqp import AmqpMonitor
-from stackwatch.events.monitors.amqp_config import mask_url, parse_amqp_section
+from stackwatch.events.monitors.amqp_config import parse_amqp_section
 from stackwatch.events.monitors.base import Availability, Batch, Monitor, MonitorConfigError
 from stackwatch.events.monitors.null import NullMonitor
 from stackwatch.events.monitors.registry import MonitorSelectionError, explain, load_monitors, select
+from stackwatch.masking import mask_url
 
 
 def provider(**events) -> ProviderConfig:  # noqa: ANN003

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from stackwatch.cli.common import ConfigGroup, friendly_errors, settings
+from stackwatch.masking import mask_url
 
 app = typer.Typer(cls=ConfigGroup, help="Database schema.", no_args_is_help=True)
 
@@ -13,7 +14,6 @@ app = typer.Typer(cls=ConfigGroup, help="Database schema.", no_args_is_help=True
 @friendly_errors
 def upgrade() -> None:
     """Migrate the database to the latest schema."""
-    from stackwatch.logs import mask
     from stackwatch.store.db import current_revision, make_engine
     from stackwatch.store.db import upgrade as run_upgrade
 
@@ -21,7 +21,7 @@ def upgrade() -> None:
     engine = make_engine(cfg.database_url)
     run_upgrade(engine)
     revision, _head = current_revision(engine)
-    typer.echo(f"{mask(cfg.database_url)} at revision {revision}")
+    typer.echo(f"{mask_url(cfg.database_url)} at revision {revision}")
 
 
 @app.command()

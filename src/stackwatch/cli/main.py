@@ -96,3 +96,6 @@ def main(
     ] = False,
 ) -> None:
     """Agentless, event-driven management engine for OpenStack clouds."""
+    from stackwatch.logs import setup_logging
+
+    setup_logging()  # every command logs masked JSON lines, at $STACKWATCH_LOG_LEVEL when set

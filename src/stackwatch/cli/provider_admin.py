@@ -56,11 +56,11 @@ def list_providers(
 ) -> None:
     """The configured providers, with credentials masked."""
     from stackwatch.config.settings import load_settings
-    from stackwatch.logs import mask
+    from stackwatch.masking import mask_url
 
     docs = []
     for p in load_settings().providers:
-        urls = [mask(u) for u in ((p.events.amqp or {}).get("urls") or [])]
+        urls = [mask_url(u) for u in ((p.events.amqp or {}).get("urls") or [])]
         docs.append({"name": p.name, "type": p.type, "cloud": p.cloud, "monitor": p.events.monitor,
                      "amqp_urls": urls, "retention_days": p.events.retention_days})
     if format is OutputFormat.json:

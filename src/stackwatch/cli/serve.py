@@ -13,7 +13,8 @@ from stackwatch.cli.common import friendly_errors, open_store_for, routes_for, s
 from stackwatch.cli.output import console, err_console
 from stackwatch.events.monitors.registry import MonitorSelectionError
 from stackwatch.gctune import tune_for_intake
-from stackwatch.logs import mask, setup_logging
+from stackwatch.logs import setup_logging
+from stackwatch.masking import mask_url
 
 log = logging.getLogger(__name__)
 DEMO_VM = "178b0921-8f85-4257-88b6-2e743b5a975c"
@@ -57,7 +58,7 @@ def serve(
         "serving",
         extra={
             "url": f"http://{bind_host}:{bind_port}",
-            "database": mask(cfg.database_url),
+            "database": mask_url(cfg.database_url),
             "providers": [p.name for p in cfg.providers],
             "catchers": catchers,
         },
@@ -90,7 +91,7 @@ def demo(
     batch = [RawMessage(body=folder.joinpath(n).read_bytes(), source="demo") for n in ordered]
     report = catcher.catch(batch)
     console.print(
-        f"demo: {report.stored} new events stored ({report.duplicates} already there) in {mask(cfg.database_url)}"
+        f"demo: {report.stored} new events stored ({report.duplicates} already there) in {mask_url(cfg.database_url)}"
     )
     timeline(
         vm=DEMO_VM,

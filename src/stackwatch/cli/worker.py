@@ -20,7 +20,8 @@ from stackwatch.cli.common import ConfigGroup, friendly_errors
 from stackwatch.cli.output import err_console
 from stackwatch.config.settings import load_settings
 from stackwatch.gctune import tune_for_intake
-from stackwatch.logs import mask, setup_logging
+from stackwatch.logs import setup_logging
+from stackwatch.masking import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def catcher(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("catcher starting", extra={"provider": prov.name, "monitor": runner.monitor.name,
-                                        "database": mask(cfg.database_url)})
+                                        "database": mask_url(cfg.database_url)})
     runner.start()
     interval = stats_every if stats_every > 0 else 3600.0
     while runner.is_alive():
@@ -112,7 +113,7 @@ def handler(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log.info("handlers running", extra={"database": mask(cfg.database_url)})
+    log.info("handlers running", extra={"database": mask_url(cfg.database_url)})
     interval = stats_every if stats_every > 0 else 3600.0
     while not stopping.wait(interval):
         log.info("handler progress", extra={"handlers": handlers.stats()})

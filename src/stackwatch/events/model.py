@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from stackwatch.masking import mask, may_hold_secrets
+
 #: Reference fields an event can carry, in the order of DESIGN.md §2.
 REF_FIELDS: tuple[str, ...] = (
     "vm_ref",
@@ -157,10 +159,17 @@ class Event:
 
 
 def payload_text(payload: Any) -> str | None:
-    """A payload as the JSON text the store keeps. Decoded JSON has string keys only (the fast path)."""
+    """A payload as the JSON text the store keeps, credentials masked (Nova's select_destinations payloads
+    carry the user's Keystone token in `_context.auth_token`). Decoded JSON has string keys only (the fast
+    path); only a payload whose text names a secret key or holds a URL with user-info is walked."""
     if payload is None:
         return None
+    option = 0
     try:
-        return orjson.dumps(payload).decode()
+        text = orjson.dumps(payload)
     except TypeError:  # a payload built in code with int keys, say
-        return orjson.dumps(payload, option=orjson.OPT_NON_STR_KEYS).decode()
+        option = orjson.OPT_NON_STR_KEYS
+        text = orjson.dumps(payload, option=option)
+    if may_hold_secrets(text):
+        text = orjson.dumps(mask(payload), option=option)
+    return text.decode()

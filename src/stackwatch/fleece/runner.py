@@ -9,6 +9,7 @@ from stackwatch.fleece.errors import FleeceError
 from stackwatch.fleece.report import empty_report
 from stackwatch.fleece.targets import SourceOptions
 from stackwatch.fleece.worker import Limits, run_isolated
+from stackwatch.masking import mask_text, mask_url
 
 
 def fleece_one(target: str, opts: SourceOptions, limits: Limits, via: str = "snapshot") -> dict:
@@ -45,6 +46,7 @@ def fleece_many(
 
     def one(t: str) -> dict:
         rep = fleece_one(t, opts, limits, via)
+        rep.update(target=mask_url(rep["target"]), errors=[mask_text(e) for e in rep["errors"]])  # URL secrets
         if on_done:
             on_done(rep)
         return rep

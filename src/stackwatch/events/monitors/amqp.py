@@ -34,8 +34,9 @@ import pika.exceptions
 
 from stackwatch.events.model import RawMessage
 from stackwatch.events.monitors import amqp_deliveries
-from stackwatch.events.monitors.amqp_config import PRIORITIES, AmqpConfig, mask_url, parse_amqp_section
+from stackwatch.events.monitors.amqp_config import PRIORITIES, AmqpConfig, parse_amqp_section
 from stackwatch.events.monitors.base import Availability, Batch, Monitor, MonitorConfigError
+from stackwatch.masking import mask_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from stackwatch.config.settings import ProviderConfig

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from stackwatch.events.monitors.base import MonitorConfigError
+from stackwatch.masking import mask_url
 
 #: Exchanges OpenStack services publish notifications on (oslo's `control_exchange` per service).
 DEFAULT_EXCHANGES: tuple[str, ...] = (
@@ -25,21 +26,6 @@ PRIORITIES: tuple[str, ...] = ("audit", "debug", "info", "warn", "warning", "err
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,255}$")
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by `***` (for logs and messages)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class AmqpTLS(BaseModel):
