@@ -45,8 +45,10 @@ def test_none_selects_null_even_with_amqp_section():
 def test_explicit_monitor_that_cannot_run_is_an_error():
     with pytest.raises(MonitorSelectionError, match="no events.amqp section"):
         select(provider(monitor="amqp"))
-    with pytest.raises(MonitorSelectionError, match="no such monitor plugin is installed"):
-        select(provider(monitor="panko"))
+    with pytest.raises(MonitorSelectionError, match=r"no such monitor plugin is installed \(installed: null\)"):
+        select(provider(monitor="amqp", amqp={}), {"null": NullMonitor})
+    with pytest.raises(ValueError, match="'panko' is not an installed event monitor"):  # refused when configured
+        provider(monitor="panko")
 
 
 def test_invalid_section_is_not_silently_replaced_by_null():

@@ -1,4 +1,6 @@
-"""REST API (FastAPI) over the store: events, timeline, health.
+"""REST API (FastAPI) over the store: events, timeline, quarantine, inventory, fleece reports, health, and the
+pages for people (web timeline, offline `/docs` and `/redoc`).
 
-May import: any lower layer (store, events, switchboard, inventory, push, fleece).
+May import: stackwatch.config, stackwatch.events.model, stackwatch.store, stackwatch.inventory,
+stackwatch.fleece.reports.
 """

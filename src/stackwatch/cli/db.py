@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from stackwatch.cli.common import friendly_errors, settings
+from stackwatch.cli.common import ConfigGroup, friendly_errors, settings
 from stackwatch.masking import mask_url
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = typer.Typer(cls=ConfigGroup, help="Database schema.", no_args_is_help=True)
 
 
 @app.command()

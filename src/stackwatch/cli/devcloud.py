@@ -5,21 +5,24 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from stackwatch import devcloud
+from stackwatch.cli.common import ConfigGroup
+from stackwatch.cli.output import LazyConsole
 
 app = typer.Typer(
+    cls=ConfigGroup,
     help="A real OpenStack on 127.0.0.1 (Keystone, Glance, Neutron API, Placement, Nova with the fake "
     "driver), installed once into cached virtualenvs. For trying stackwatch without a cloud, and for tests.",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
+console = LazyConsole(stderr=True)
 _WITH_HELP = "Optional service to add (repeatable): swift (Swift with Keystone auth, an object-store endpoint)."
 
 
 def _print_env(info: devcloud.DevCloud) -> None:
+    from rich.console import Console
+
     out = Console()
     out.print(f"export OS_CLIENT_CONFIG_FILE={info.clouds_yaml}", highlight=False, soft_wrap=True)
     out.print(f"export OS_CLOUD={info.cloud}", highlight=False)
@@ -82,6 +85,9 @@ def down() -> None:
 @app.command()
 def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Report each service: PID, running, HTTP answer, log. Exit status 0 only when everything is up."""
+    from rich.console import Console
+    from rich.table import Table
+
     st = devcloud.status()
     if json_out:
         typer.echo(

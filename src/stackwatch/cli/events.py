@@ -6,20 +6,15 @@ import contextlib
 import os
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stackwatch.cli.common import friendly_errors, open_store_for, routes_for, settings
 from stackwatch.cli.output import OutputFormat, console, err_console, print_json, print_table, short_time
-from stackwatch.events.catcher import Catcher
-from stackwatch.events.files import iter_raw_messages
-from stackwatch.events.model import GROUPS
-from stackwatch.events.pipeline import catch_all
-from stackwatch.events.timestamps import TimestampError, parse_timestamp
-from stackwatch.gctune import tune_for_intake
-from stackwatch.store.events import EventQuery
+
+if TYPE_CHECKING:  # pragma: no cover - imported where used: `events count` must not load the intake
+    from stackwatch.store.events import EventQuery
 
 app = typer.Typer(help="The event stream: ingest, list, count, show, timeline, quarantine.", no_args_is_help=True)
 
@@ -30,6 +25,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 
 def parse_when(value: str | None, option: str) -> datetime | None:
     """ISO 8601 / oslo timestamp, or a relative age such as `15m`, `2h`, `7d` (meaning that long ago)."""
+    from stackwatch.events.timestamps import TimestampError, parse_timestamp
+
     if value is None:
         return None
     match = _RELATIVE.match(value.strip())
@@ -51,6 +48,13 @@ def ingest(
                                              "auto does for files of 32 MiB and more")] = "auto",
 ) -> None:
     """Run notification files through the whole pipeline: convert, filter, de-duplicate, store or quarantine."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from stackwatch.events.catcher import Catcher
+    from stackwatch.events.files import iter_raw_messages
+    from stackwatch.events.pipeline import catch_all
+    from stackwatch.gctune import tune_for_intake
+
     cfg = settings()
     if writer not in ("auto", "thread", "process"):
         raise typer.BadParameter(f"{writer!r} is not auto, thread or process", param_hint="--writer")
@@ -95,6 +99,9 @@ def _query(
     provider: str | None, vm: str | None, host: str | None, project: str | None, type_glob: str | None,
     group: str | None, since: str | None, until: str | None, limit: int,
 ) -> EventQuery:
+    from stackwatch.events.model import GROUPS
+    from stackwatch.store.events import EventQuery
+
     if group and group not in GROUPS:
         raise typer.BadParameter(f"{group!r} is not one of {', '.join(GROUPS)}", param_hint="--group")
     return EventQuery(
@@ -197,6 +204,8 @@ def timeline(
     events = store.query(_query(provider, vm, host, project, None, group, since, until, limit))
     if not detail:
         events = [ev for ev in events if ev.level == "critical"]
+    from stackwatch.events.model import GROUPS
+
     groups = [g for g in GROUPS if any(ev.group == g for ev in events)]
     if format is OutputFormat.json:
         print_json(

@@ -1,20 +1,19 @@
-"""`stackwatch inventory <kind>`: what the last refreshes found, one command per kind (table or JSON)."""
+"""`stackwatch inventory <kind>`: what the last refreshes found, one command per kind (table or JSON).
+
+A kind is listed under its plural name (`servers`, `floating-ips`) and also answers to the singular and to
+its aliases (`server`, `vm`, `vms`, `floating_ip`), resolved through `kinds.kind_named`, so the names the
+docs use (`stackwatch inventory vm`) and the ones an operator guesses both work.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from stackwatch.cli.common import friendly_errors, open_store_for, settings
+from stackwatch.cli.common import ConfigGroup, friendly_errors, open_store_for, settings
 from stackwatch.cli.output import OutputFormat, print_json, print_table
-from stackwatch.inventory import query
-from stackwatch.inventory.kinds import KINDS, Kind
-
-app = typer.Typer(
-    help="The inventory kept by `stackwatch refresh` and the event handlers (deleted objects with --deleted).",
-    no_args_is_help=True,
-)
+from stackwatch.inventory.kinds import KINDS, Kind, kind_named
 
 FormatOpt = Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json")]
 ProviderOpt = Annotated[str | None, typer.Option("--provider", "-p", help="only this provider")]
@@ -26,7 +25,41 @@ TABLE_COLUMNS = 6
 TABLE_OVERRIDES = {"servers": ("id", "name", "status", "power_state", "host", "flavor_name")}
 
 
+def command_name(kind: Kind) -> str:
+    return kind.name.replace("_", "-")
+
+
+def find_kind(name: str) -> Kind | None:
+    """The kind `name` means: its name or an alias, with `-` or `_`, singular or plural."""
+    for candidate in (name, f"{name}s", name.removesuffix("s")):
+        try:
+            return kind_named(candidate)
+        except KeyError:
+            continue
+    return None
+
+
+class KindGroup(ConfigGroup):
+    """Lists one command per kind; any other name that `find_kind` understands runs that kind's command."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            kind = find_kind(cmd_name)
+            command = super().get_command(ctx, command_name(kind)) if kind else None
+        return command
+
+
+app = typer.Typer(
+    cls=KindGroup,
+    help="The inventory kept by `stackwatch refresh` and the event handlers (deleted objects with --deleted).",
+    no_args_is_help=True,
+)
+
+
 def show(kind: Kind, provider: str | None, deleted: bool, fmt: OutputFormat, limit: int | None) -> None:
+    from stackwatch.inventory import query
+
     cfg = settings()
     store = open_store_for(cfg)
     try:
@@ -42,7 +75,7 @@ def show(kind: Kind, provider: str | None, deleted: bool, fmt: OutputFormat, lim
     print_table(f"{kind.name} ({len(docs)})", columns, ([d.get(c) for c in columns] for d in docs))
 
 
-def _command(kind: Kind):
+def _command(kind: Kind):  # noqa: ANN202 - a typer command function
     @friendly_errors
     def command(
         provider: ProviderOpt = None,
@@ -52,12 +85,11 @@ def _command(kind: Kind):
     ) -> None:
         show(kind, provider, deleted, fmt, limit)
 
-    command.__doc__ = f"List {kind.name.replace('_', ' ')} ({kind.service} service)."
+    aliases = ", ".join(dict.fromkeys(a.replace("_", "-") for a in kind.aliases))
+    also = f"; also: {aliases}" if aliases else ""
+    command.__doc__ = f"List {kind.name.replace('_', ' ')} ({kind.service} service{also})."
     return command
 
 
 for _kind in KINDS:
-    app.command(_kind.name.replace("_", "-"))(_command(_kind))
-    if "_" in _kind.name:
-        app.command(_kind.name, hidden=True)(_command(_kind))
-app.command("vms", hidden=True)(_command(KINDS[1]))
+    app.command(command_name(_kind))(_command(_kind))

@@ -1,4 +1,8 @@
-"""Rendering of listings: `--format table` (rich) or `--format json` (exact contract field names)."""
+"""Rendering of listings: `--format table` (rich) or `--format json` (exact contract field names).
+
+rich and orjson are imported on first use, not with this module: every command module imports the
+`OutputFormat` enum for its options, and `stackwatch --help` should not pay for a table renderer.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,10 @@ import enum
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # pragma: no cover
+    from rich.console import Console
 
 
 class OutputFormat(enum.StrEnum):
@@ -18,11 +21,31 @@ class OutputFormat(enum.StrEnum):
     json = "json"
 
 
-console = Console()
-err_console = Console(stderr=True)
+class LazyConsole:
+    """A rich Console made on first use (rich costs ~60 ms to import); attributes pass through to it."""
+
+    def __init__(self, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def get(self) -> Console:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.get(), name)
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 
 
 def print_json(document: Any) -> None:
+    import orjson
+
     sys.stdout.write(orjson.dumps(document, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
     sys.stdout.flush()
 
@@ -32,6 +55,8 @@ def short_time(value: datetime | None) -> str:
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, show_lines=False, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")

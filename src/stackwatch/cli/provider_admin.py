@@ -1,37 +1,38 @@
 """`stackwatch provider add|list|remove`: manage the providers section of the configuration file.
 
-Kept apart from `provider check` (event monitor selection) because these edit the operator's file.
+Kept apart from `provider check` (event monitor selection) because these edit the operator's file (the one
+`--config` names, else $STACKWATCH_CONFIG, else ~/.config/stackwatch/stackwatch.yaml, created when missing).
 Credentials are never printed: broker URLs are masked in every listing.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from stackwatch.cli.common import friendly_errors
 from stackwatch.cli.output import OutputFormat, console, print_json, print_table
-from stackwatch.config.edit import add_provider, config_path, remove_provider
-from stackwatch.config.settings import load_settings
-from stackwatch.masking import mask_url
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration to edit")]
 
 
 @friendly_errors
 def add(
     name: Annotated[str, typer.Argument(help="provider name")],
     cloud: Annotated[str, typer.Option(help="clouds.yaml entry (or OS_* when absent)")],
-    events: Annotated[str, typer.Option(help="auto, amqp, panko, http or none")] = "auto",
+    events: Annotated[str, typer.Option(help="auto, none or an installed event monitor (e.g. amqp)")] = "auto",
     amqp_url: Annotated[list[str] | None, typer.Option(help="broker URL; repeat for failover")] = None,
     replace: Annotated[bool, typer.Option(help="replace a provider of the same name")] = False,
-    config: ConfigOpt = None,
 ) -> None:
     """Add a provider to the configuration file (validated before it is written)."""
-    path = config_path(config)
-    section: dict = {"monitor": events}
+    from stackwatch.config.edit import add_provider, config_path
+    from stackwatch.config.settings import check_monitor_name
+
+    try:
+        monitor = check_monitor_name(events)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--events") from None
+    path = config_path(None)
+    section: dict = {"monitor": monitor}
     if amqp_url:
         section["amqp"] = {"urls": list(amqp_url)}
     provider = add_provider(path, {"name": name, "cloud": cloud, "events": section}, replace=replace)
@@ -40,22 +41,25 @@ def add(
 
 
 @friendly_errors
-def remove(name: Annotated[str, typer.Argument(help="provider name")], config: ConfigOpt = None) -> None:
+def remove(name: Annotated[str, typer.Argument(help="provider name")]) -> None:
     """Remove a provider from the configuration file (its stored events stay until purged)."""
-    path = config_path(config)
+    from stackwatch.config.edit import config_path, remove_provider
+
+    path = config_path(None)
     remove_provider(path, name)
     console.print(f"provider [bold]{name}[/bold] removed from {path}", highlight=False)
 
 
 @friendly_errors
 def list_providers(
-    config: ConfigOpt = None,
     format: Annotated[OutputFormat, typer.Option("--format", "-f", help="table or json")] = OutputFormat.table,
 ) -> None:
     """The configured providers, with credentials masked."""
-    cfg = load_settings(config)
+    from stackwatch.config.settings import load_settings
+    from stackwatch.masking import mask_url
+
     docs = []
-    for p in cfg.providers:
+    for p in load_settings().providers:
         urls = [mask_url(u) for u in ((p.events.amqp or {}).get("urls") or [])]
         docs.append({"name": p.name, "type": p.type, "cloud": p.cloud, "monitor": p.events.monitor,
                      "amqp_urls": urls, "retention_days": p.events.retention_days})

@@ -8,8 +8,6 @@ import typer
 
 from stackwatch.cli.common import friendly_errors, open_store_for, settings
 from stackwatch.cli.output import err_console, print_table
-from stackwatch.inventory import refresh as engine
-from stackwatch.inventory.connect import ProviderConnectError, connect
 
 
 @friendly_errors
@@ -21,6 +19,9 @@ def refresh(
     ] = None,
 ) -> None:
     """Full refresh (every kind the cloud has) or a targeted one (only the given objects; 404 = deleted)."""
+    from stackwatch.inventory import refresh as engine
+    from stackwatch.inventory.connect import ProviderConnectError, connect
+
     if full and target:
         raise typer.BadParameter("use either --full or --target")
     try:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from stackwatch.cli.common import friendly_errors
+from stackwatch.cli.common import ConfigGroup, friendly_errors
 from stackwatch.cli.output import err_console
 from stackwatch.config.settings import load_settings
 from stackwatch.gctune import tune_for_intake
@@ -26,7 +25,7 @@ from stackwatch.masking import mask_url
 
 log = logging.getLogger(__name__)
 
-app = typer.Typer(help="Run one part of stackwatch as its own process.", no_args_is_help=True)
+app = typer.Typer(cls=ConfigGroup, help="Run one part of stackwatch as its own process.", no_args_is_help=True)
 
 
 
@@ -38,7 +37,6 @@ def _group() -> None:
 @friendly_errors
 def catcher(
     provider: Annotated[str, typer.Option("--provider", "-p", help="provider name from the configuration")],
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
     stats_every: Annotated[float, typer.Option(help="seconds between progress log lines (0: never)")] = 30.0,
     writer: Annotated[str, typer.Option(help="thread: convert and write in threads of this process; "
@@ -53,7 +51,7 @@ def catcher(
     setup_logging(log_level)
     if log_level.lower() != "debug":
         logging.getLogger("pika").setLevel(logging.WARNING)
-    cfg = load_settings(config)
+    cfg = load_settings()  # --config (cli.common's one option) has set $STACKWATCH_CONFIG
     prov = cfg.provider(provider)
     if writer not in ("process", "thread"):
         err_console.print(f"[red]error:[/red] --writer must be process or thread, not {writer!r}", highlight=False)
@@ -96,7 +94,6 @@ def catcher(
 @app.command("handler")
 @friendly_errors
 def handler(
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration")] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
     stats_every: Annotated[float, typer.Option(help="seconds between progress log lines (0: never)")] = 30.0,
 ) -> None:
@@ -105,7 +102,7 @@ def handler(
     from stackwatch.wiring import start_handlers
 
     setup_logging(log_level)
-    cfg = load_settings(config)
+    cfg = load_settings()  # --config (cli.common's one option) has set $STACKWATCH_CONFIG
     store = open_store(cfg.database_url)
     handlers = start_handlers(cfg, store)
     stopping = threading.Event()

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from stackwatch.config.env import ENV_CONFIG
 from stackwatch.config.settings import (
     ConfigError,
     ProviderConfig,
@@ -33,11 +34,12 @@ def _yaml() -> YAML:
     return yaml
 
 
-def config_path(explicit: str | os.PathLike[str] | None) -> Path:
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The file to edit: `explicit`, $STACKWATCH_CONFIG (what `--config` sets), else the default path."""
     if explicit:
         return Path(explicit)
-    if os.environ.get("STACKWATCH_CONFIG"):
-        return Path(os.environ["STACKWATCH_CONFIG"])
+    if os.environ.get(ENV_CONFIG):
+        return Path(os.environ[ENV_CONFIG])
     return default_config_path()
 
 

@@ -2,7 +2,8 @@
 
 Errors name the bad key (`providers.0.events.monitor: ...`) so an operator can fix the file without reading
 code. Monitor sections (`amqp`, `panko`, `http`) stay raw here: each monitor plugin validates its own section
-with its own schema, so this layer never imports a plugin.
+with its own schema, so this layer never imports a plugin; `events.monitor` is checked against the names of
+the installed plugins (package metadata only), so a typo or a plugin that is not installed is refused here.
 """
 
 from __future__ import annotations
@@ -13,11 +14,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-ENV_CONFIG = "STACKWATCH_CONFIG"
-ENV_DATABASE_URL = "STACKWATCH_DATABASE_URL"
-ENV_DATA_DIR = "STACKWATCH_DATA_DIR"
+# stackwatch uses no pydantic plugins; looking for them scans every installed distribution's entry points
+# (~40 ms of each short command's start-up). An operator who does use one sets the variable (to "" say).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator  # noqa: E402
+
+from stackwatch.config.env import (  # noqa: E402
+    ENV_CONFIG,
+    ENV_DATA_DIR,
+    ENV_DATABASE_URL,
+    MONITOR_KEYWORDS,
+    installed_monitors,
+)
 
 
 class ConfigError(Exception):
@@ -48,8 +58,24 @@ class FloodConfig(_Strict):
     threshold: int = Field(50, ge=1, description="identical (event_type, ref) stored per window before collapsing")
 
 
+def check_monitor_name(value: str) -> str:
+    """`auto`, `none` or the name of an installed monitor plugin (lower case); anything else is refused
+    with the list of what is installed, because a provider whose monitor cannot load catches nothing."""
+    name = value.strip().lower()
+    if name in MONITOR_KEYWORDS:
+        return name
+    installed = installed_monitors()
+    if name not in installed:
+        raise ValueError(
+            f"{value!r} is not an installed event monitor (installed: {', '.join(installed) or 'none'}; "
+            f"or {' / '.join(MONITOR_KEYWORDS)})"
+        )
+    return name
+
+
 class EventsConfig(_Strict):
-    monitor: Literal["auto", "amqp", "panko", "http", "none"] = "auto"
+    monitor: str = Field("auto", description="auto, none or an installed monitor plugin (entry points "
+                                              "stackwatch.monitors)")
     filter: FilterConfig = Field(default_factory=FilterConfig)
     max_event_bytes: int = Field(1024 * 1024, ge=1024)
     batch_size: int = Field(1000, ge=1, le=100_000)
@@ -58,6 +84,11 @@ class EventsConfig(_Strict):
     amqp: dict[str, Any] | None = None
     panko: dict[str, Any] | None = None
     http: dict[str, Any] | None = None
+
+    @field_validator("monitor")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        return check_monitor_name(value)
 
 
 class ProviderConfig(_Strict):

@@ -1,3 +1,5 @@
-"""Switchboard: the routing table (event type -> group, refs, refresh targets, policy), the handlers, and the
-stage that runs them over the stored event stream. May import: stackwatch.events.model, store, config, backoff.
+"""Switchboard: the routing table (event type -> group, refs, refresh targets, policy), the handlers (policy
+events, targeted refresh, periodic full refresh), and the stage that runs them over the stored event stream.
+
+May import: stackwatch.events.model, stackwatch.store, stackwatch.config, stackwatch.backoff.
 """

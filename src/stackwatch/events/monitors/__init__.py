@@ -1,4 +1,5 @@
-"""Event monitor plugins (amqp, panko, http, null), registered through the `stackwatch.monitors` entry points.
+"""Event monitor plugins, registered through the `stackwatch.monitors` entry points: amqp and null today
+(panko and http are planned; a third-party package may add its own).
 
-May import: stackwatch.events (model, catcher contract), stackwatch.config.
+May import: stackwatch.events (model, catcher contract), stackwatch.config, stackwatch.masking.
 """

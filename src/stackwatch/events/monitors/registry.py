@@ -3,7 +3,9 @@
 `select(provider)` applies the provider's `events.monitor` setting: an explicit name picks that plugin
 (and fails if it cannot serve the provider), `none` picks `null`, `auto` picks the available plugin with
 the highest priority. Every candidate's verdict is kept so `stackwatch provider check` can say why the
-others were not chosen.
+others were not chosen. When `auto` finds no monitor that catches events (only `null` is available), the
+selection carries a warning saying why each other one is unavailable; `select` logs it at WARNING and
+`provider check` prints it, because a provider that silently catches nothing looks healthy.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
+from stackwatch.config.env import MONITOR_GROUP
 from stackwatch.events.monitors.base import Availability, Monitor
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -20,9 +23,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-GROUP = "stackwatch.monitors"
+GROUP = MONITOR_GROUP
 #: `events.monitor` values that are not plugin names.
 ALIASES = {"none": "null"}
+#: the plugin `none` selects: it catches nothing, so `auto` landing on it is worth a warning
+NULL = "null"
 
 
 class MonitorSelectionError(RuntimeError):
@@ -41,6 +46,16 @@ class Selection:
     @property
     def name(self) -> str:
         return self.monitor.name
+
+    @property
+    def warning(self) -> str | None:
+        """Why `auto` chose a monitor that catches no events, or None when it did not."""
+        if self.requested != "auto" or self.name != NULL:
+            return None
+        others = {n: v.reason for n, v in self.verdicts.items() if n != NULL}
+        why = "; ".join(f"{n}: {r}" for n, r in sorted(others.items())) or "no other monitor plugin is installed"
+        return (f"provider {self.provider!r}: events.monitor auto found no available event monitor, so no events "
+                f"are caught ({why})")
 
 
 def load_monitors() -> dict[str, type[Monitor]]:
@@ -97,10 +112,14 @@ def select(provider: ProviderConfig, monitors: dict[str, type[Monitor]] | None =
         (cls.priority, n) for n, cls in monitors.items() if verdicts[n].ok
     ]
     if not candidates:
-        raise MonitorSelectionError(f"provider {provider.name!r}: no monitor is available: {verdicts}")
+        detail = "; ".join(f"{n}: {v.reason}" for n, v in sorted(verdicts.items())) or "no monitor plugin installed"
+        raise MonitorSelectionError(f"provider {provider.name!r}: no monitor is available ({detail})")
     # Highest priority wins; ties break on the name so the choice is stable.
     _, best = max(candidates, key=lambda c: (c[0], c[1]))
-    return Selection(provider.name, requested, monitors[best], verdicts)
+    selection = Selection(provider.name, requested, monitors[best], verdicts)
+    if selection.warning:
+        log.warning(selection.warning, extra={"provider": provider.name})
+    return selection
 
 
 def explain(selection: Selection, monitors: dict[str, type[Monitor]] | None = None) -> list[tuple[str, int, str]]:
