@@ -84,6 +84,24 @@ def test_postgres_never_passes_a_row_whose_transaction_is_still_open(store):
     assert stream.read("p1", got[-1].position, 10) == []
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_postgres_is_not_held_back_by_a_transaction_of_another_database(store):
+    """A writing transaction left open in another database of the server cannot add events here."""
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    stream = EventStream(store.engine)
+    start = stream.head()
+    with psycopg.connect(PG_ADMIN_URL) as elsewhere:
+        other_xid = elsewhere.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()[0]  # holds an xid
+        store.write_batch(_events(3))
+        got = stream.read("p1", start, 10)
+        assert [i.event.message_id for i in got] == ["m-0", "m-1", "m-2"]
+        assert all(i.position.txid > other_xid for i in got)  # written after it, read anyway
+        elsewhere.rollback()
+
+
 def test_positions_are_leased_to_one_owner(store):
     engine = store.engine
     one = HandlerPositions(engine, owner="one", lease_seconds=30)

@@ -8,8 +8,8 @@ took id 8). So a position is `(txid, id)`:
 
 - PostgreSQL: each row carries the id of the transaction that inserted it (`txid xid8`, default
   `pg_current_xact_id()`, migration 0005). A reader only returns rows whose transaction is older than the
-  oldest transaction still running (`pg_snapshot_xmin(pg_current_snapshot())`), ordered by (txid, id): every
-  transaction before that horizon has ended, so no row can later appear behind a position already passed.
+  oldest transaction still running in this database (the horizon, from `pg_current_snapshot()`), ordered by
+  (txid, id): every transaction before it has ended, so no row can later appear behind a position passed.
   The index `ix_events_txid (txid, id)` serves the read.
 - SQLite: one writer at a time, and a row's id is taken inside the write transaction that holds the lock
   until commit, so ids commit in order; txid is always 0 and the position is the id.
@@ -42,6 +42,20 @@ log = logging.getLogger(__name__)
 
 #: the id part of a PostgreSQL head position: after every id of the transactions before the horizon
 _AFTER_ALL_IDS = 2**62
+#: The oldest transaction id (xid8) still running at this statement's snapshot that is not known to belong to
+#: another database, else the snapshot's xmax. pg_stat_activity shows 32-bit xids: matched modulo 2**32.
+#: Where it hides other users' sessions (no pg_read_all_stats), their transactions simply count as ours.
+_HORIZON = text("""
+WITH snap AS (SELECT pg_current_snapshot() AS s),
+elsewhere AS (
+    SELECT backend_xid::text::bigint AS xid32 FROM pg_stat_activity
+    WHERE backend_xid IS NOT NULL AND datname IS DISTINCT FROM current_database()
+)
+SELECT least(
+    (SELECT min(x::text::bigint) FROM snap, pg_snapshot_xip(snap.s) AS x
+      WHERE x::text::bigint % 4294967296 NOT IN (SELECT xid32 FROM elsewhere)),
+    (SELECT pg_snapshot_xmax(s)::text::bigint FROM snap))
+""")
 
 
 class HandlerPositionRow(Base):
@@ -83,17 +97,26 @@ class EventStream:
         """A position after every event stored so far: where a handler started for the first time begins."""
         with self.engine.connect() as conn:
             if self.postgres:
-                horizon = conn.execute(text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")).scalar()
-                return StreamPosition(int(horizon) - 1, _AFTER_ALL_IDS)
+                return StreamPosition(self._horizon(conn) - 1, _AFTER_ALL_IDS)
             return StreamPosition(0, int(conn.execute(select(func.max(EventRow.id))).scalar() or 0))
+
+    @staticmethod
+    def _horizon(conn) -> int:  # noqa: ANN001
+        """The oldest transaction that may still add events to this database (or the next one to start).
+
+        Every transaction below it has ended, so no row below it can appear later. Transactions of other
+        databases on the same server are left out (they cannot write our events): a long job elsewhere on the
+        cluster does not hold the handlers back. Taken from the statement's snapshot, so a transaction that
+        ends while this runs still counts as running: conservative, never a skip."""
+        return int(conn.execute(_HORIZON).scalar_one())
 
     def read(self, provider: str, after: StreamPosition, limit: int) -> list[StreamItem]:
         """Up to `limit` events of `provider` after `after`, oldest first, each with its own position."""
         if self.postgres:
             stmt = select(EventRow, literal_column("events.txid::text::bigint").label("txid_number"))
-            stmt = self._after(stmt, provider, after).limit(limit)
             with Session(self.engine) as session:
-                rows = session.execute(stmt).all()
+                horizon = self._horizon(session.connection())
+                rows = session.execute(self._after(stmt, provider, after, horizon).limit(limit)).all()
             return [StreamItem(StreamPosition(int(number), row.id), _row_to_event(row)) for row, number in rows]
         with Session(self.engine) as session:
             rows = session.scalars(self._after(select(EventRow), provider, after).limit(limit)).all()
@@ -107,22 +130,23 @@ class EventStream:
 
     def backlog(self, provider: str, after: StreamPosition, cap: int = 10_000) -> int:
         """How many events of `provider` wait after `after` (counted up to `cap`, so it stays cheap)."""
-        inner = self._after(select(EventRow.id), provider, after).limit(cap).subquery()
         with self.engine.connect() as conn:
+            horizon = self._horizon(conn) if self.postgres else 0
+            inner = self._after(select(EventRow.id), provider, after, horizon).limit(cap).subquery()
             return int(conn.execute(select(func.count()).select_from(inner)).scalar_one())
 
-    def _after(self, stmt, provider: str, after: StreamPosition):  # noqa: ANN001, ANN202 - a Select in, out
-        """`stmt` narrowed to `provider`'s events after `after` that no later commit can go behind, in order."""
+    def _after(self, stmt, provider: str, after: StreamPosition, horizon: int = 0):  # noqa: ANN001, ANN202
+        """`stmt` narrowed to `provider`'s events after `after` and, on PostgreSQL, below `horizon`, in order."""
         if not self.postgres:
             return stmt.where(EventRow.provider == provider, EventRow.id > after.event_id).order_by(EventRow.id)
         return (
             stmt.where(
                 EventRow.provider == provider,
                 text("(events.txid, events.id) > (CAST(CAST(:after_txid AS text) AS xid8), :after_id)"),
-                text("events.txid < pg_snapshot_xmin(pg_current_snapshot())"),
+                text("events.txid < CAST(CAST(:horizon AS text) AS xid8)"),
             )
             .order_by(literal_column("events.txid"), EventRow.id)
-            .params(after_txid=after.txid, after_id=after.event_id)
+            .params(after_txid=after.txid, after_id=after.event_id, horizon=horizon)
         )
 
     @staticmethod
