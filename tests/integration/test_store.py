@@ -322,3 +322,17 @@ def test_a_batch_mixing_stored_and_new_events_reports_exactly_the_new_ones(store
     assert [e.vm_ref for e in report.stored_events] == [f"vm-{i}" for i in range(size) if i % 3]
     assert report.stored == len(expected) and report.duplicates == len(mixed) - len(expected)
     assert store.count("lab") == first.stored + report.stored == size
+
+
+@pytest.mark.postgres
+def test_a_raw_at_sign_in_the_database_password_connects(pg_database):
+    """`postgresql://user:p@ss@host/db`: the user-info ends at the last `@` (the server here trusts any password)."""
+    from stackwatch.store.db import make_engine
+
+    url = pg_database.replace("postgresql://postgres@", "postgresql://postgres:p@ss@w0rd@")
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT current_user").scalar() == "postgres"
+    finally:
+        engine.dispose()

@@ -271,3 +271,12 @@ def test_payload_text_keeps_payloads_without_secrets_byte_for_byte():
     assert compared > 10
     location = {"locations": [{"url": "swift+https://glance:s3cret@swift.example/v1/AUTH_x/glance/img"}]}
     assert payload_text(location) == '{"locations":[{"url":"swift+https://glance:***@swift.example/v1/AUTH_x/glance/img"}]}'
+
+
+def test_an_amqp_url_that_cannot_be_parsed_is_refused_without_its_password():
+    from stackwatch.events.monitors.amqp_config import MonitorConfigError, parse_amqp_section
+
+    with pytest.raises(MonitorConfigError) as err:
+        parse_amqp_section({"urls": ["amqp://stackwatch:se/cret@broker:5672/"]})
+    assert "amqp://stackwatch:***@broker:5672/: cannot read the host and port; percent-encode" in str(err.value)
+    assert "se/" not in str(err.value) and "cret" not in str(err.value)

@@ -60,11 +60,19 @@ def _prefer_lz4(dbapi_conn, _record) -> None:  # noqa: ANN001
 
 
 def normalize_url(url: str) -> str:
-    """`postgresql://` and `postgres://` mean psycopg 3 here (psycopg2 is not a dependency)."""
+    """`postgresql://` and `postgres://` mean psycopg 3 here (psycopg2 is not a dependency). A raw `@` in the
+    password (`postgresql://u:p@ss@h/db`) is encoded: the user-info ends at the last `@` before the path, as
+    libpq and our masker read it, while SQLAlchemy would split at the first and try to resolve `ss@h`."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    return url
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+            break
+    scheme, sep, rest = url.partition("://")
+    authority_end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    at = rest.rfind("@", 0, authority_end)
+    if sep and at > 0 and "@" in rest[:at]:
+        rest = rest[:at].replace("@", "%40") + rest[at:]
+    return f"{scheme}{sep}{rest}"
 
 
 def make_engine(url: str) -> Engine:

@@ -74,7 +74,15 @@ class AmqpConfig(BaseModel):
             scheme = urlsplit(url).scheme.lower()
             if scheme not in ("amqp", "amqps"):
                 raise ValueError(f"{mask_url(url)}: scheme must be amqp:// or amqps://")
-            if not urlsplit(url).hostname:
+            parts = urlsplit(url)
+            try:
+                parts.port  # noqa: B018 - parsing it is the check
+            except ValueError:  # its message would quote what it read as a port: part of a password, maybe
+                raise ValueError(
+                    f"{mask_url(url)}: cannot read the host and port; percent-encode '/', '?' and '#' in the "
+                    "user name and password"
+                ) from None
+            if not parts.hostname:
                 raise ValueError(f"{mask_url(url)}: no host")
         return urls
 
