@@ -45,7 +45,7 @@ class ListMonitor(Monitor):
             if self._stopped.is_set():
                 return
             yield batch
-        self._stopped.wait(10)
+        self._stopped.wait(30)
 
     def ack(self, batch: Batch) -> None:
         self.acked.append(batch.seq)

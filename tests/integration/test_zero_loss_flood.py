@@ -8,9 +8,6 @@ store process). Accounting helpers here are shared by the fault tests (test_zero
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-
 import orjson
 import pytest
 from sqlalchemy import create_engine, text
@@ -18,44 +15,9 @@ from sqlalchemy import create_engine, text
 from stackwatch.config.settings import ProviderConfig
 from stackwatch.events.catcher import Catcher
 from stackwatch.events.model import RawMessage
-from stackwatch.events.monitors.base import Availability, Batch, Monitor
 from stackwatch.events.runner import CatcherRunner
 from stackwatch.store.db import normalize_url, open_store
-
-
-class ListMonitor(Monitor):
-    """Hands out fixed batches and records acks; `done` once every batch was acknowledged."""
-
-    name = "list"
-
-    def __init__(self, provider: ProviderConfig, batches: list[list[bytes]]) -> None:
-        super().__init__(provider)
-        self._batches = [Batch(tuple(RawMessage(b, "test") for b in bodies), i + 1)
-                         for i, bodies in enumerate(batches)]
-        self.acked: list[int] = []
-        self.done = threading.Event()
-        self._stopped = threading.Event()
-
-    @classmethod
-    def available(cls, provider: ProviderConfig) -> Availability:
-        return Availability(True, "test")
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def batches(self) -> Iterator[Batch]:
-        for batch in self._batches:
-            if self._stopped.is_set():
-                return
-            yield batch
-        self._stopped.wait(30)
-
-    def ack(self, batch: Batch) -> None:
-        self.acked.append(batch.seq)
-        if len(self.acked) == len(self._batches):
-            self.done.set()
+from tests.amqp.test_runner_unit import ListMonitor
 
 
 def account(url: str, provider: str) -> dict[str, int]:
