@@ -429,7 +429,6 @@ def test_refreshes_retry_while_nova_api_is_down_and_converge_after(devcloud_clou
                     d for d in serve.log_lines()
                     if d.get("msg") == "handler failed; the batch is retried" and d.get("handler") == "refresh"
                 ], 25, every=0.2)
-                assert _vm_inventory_view(serve, server_id) == {"missing": True}  # not there yet: API down
                 time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
             finally:
                 devcloud.start_service("nova-api")

@@ -6,7 +6,8 @@ the format readers (container, qcow2, vmdk, volume, mbr, lvm, fs, inspect/), one
 kept reports (models: their table, reports: save/list/get).
 
 May import: the analysis path (everything but models and reports; what a worker child loads) imports
-nothing of stackwatch outside fleece/, so a child starts with no database or configuration code
-(tests/fleece/test_imports.py checks it). models and reports import stackwatch.store (the shared
-declarative Base, column types and store errors), and only the CLI and the API import them.
+nothing of stackwatch outside fleece/ but stackwatch.masking (stdlib only), so a child starts with no
+database or configuration code (tests/fleece/test_imports.py checks it). models and reports import
+stackwatch.store (the shared declarative Base, column types and store errors), and only the CLI and the API
+import them.
 """
