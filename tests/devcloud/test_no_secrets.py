@@ -80,8 +80,11 @@ def test_devcloud_refresh_and_fleece_leak_nothing(tmp_path, pg_database, devclou
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             wait_for("serve to answer /healthz", lambda: client.get("/healthz").status_code == 200, 120, [serve])
-            wait_for("serve's first full refresh", lambda: client.get(
-                "/api/v1/inventory/flavors", params={"provider": "dc"}).json(), 300, [serve])
+            # finished, not begun: targeted refreshes wait for it, and a server that lived and went meanwhile
+            # would never be seen (its refresh would find it gone)
+            wait_for("serve's first full refresh", lambda: any(
+                '"msg":"inventory refresh"' in line and '"mode":"full"' in line
+                for line in serve.err.read_text(errors="replace").splitlines()), 300, [serve])
             worker = Daemon("worker catcher", ["worker", "catcher", "--provider", "dc", "--config", str(config),
                                                "--log-level", "debug", "--stats-every", "1"], env, logs)
             time.sleep(3)  # the worker's queue is the one serve declared: both consume Nova's notifications
