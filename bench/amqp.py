@@ -78,7 +78,8 @@ def declare(ch, exchange: str, queue: str) -> None:  # noqa: ANN001
     ch.queue_bind(queue, exchange, "notifications.*")
 
 
-def publish_backlog(amqp_url: str, exchange: str, queue: str, bodies: list[bytes]) -> float:
+def publish_backlog(amqp_url: str, exchange: str, queue: str, bodies: list[bytes], wait: bool = True) -> float:
+    """Publish `bodies`; with `wait`, until the queue holds them all (nothing consumes it meanwhile)."""
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     ch = conn.channel()
     declare(ch, exchange, queue)
@@ -86,7 +87,7 @@ def publish_backlog(amqp_url: str, exchange: str, queue: str, bodies: list[bytes
     started = time.perf_counter()
     for body in bodies:
         ch.basic_publish(exchange, ROUTING_KEY, body, props)
-    while ch.queue_declare(queue, passive=True).method.message_count < len(bodies):
+    while wait and ch.queue_declare(queue, passive=True).method.message_count < len(bodies):
         conn.sleep(0.05)
     elapsed = time.perf_counter() - started
     conn.close()
@@ -222,9 +223,23 @@ class Outside:
         quarantined = self.query("SELECT count(*) FROM quarantine")
         return (rows[0][0], int(rows[0][1]), quarantined[0][0]) if rows and quarantined else (0, 0, 0)
 
+    def backends(self) -> dict[int, str]:
+        """PostgreSQL server processes of this database, labelled: the catcher's and this poller's own."""
+        if self.sqlite or not self._connect():
+            return {}
+        own = self.conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        pids = self.conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()").fetchall()
+        return {pid: "bench poller's backend" if pid == own else "catcher's backends" for (pid,) in pids}
+
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
+
+
+def catcher_labels(catcher: CatcherProcess, outside: Outside) -> dict[int, str]:
+    """pid -> label for the catcher's process tree and its database backends (other jobs keep their names)."""
+    tree = {pid: "store process" for pid in proc_cpu.descendants(catcher.proc.pid)}
+    return {**outside.backends(), catcher.proc.pid: "catcher", **tree}
 
 
 def process_drain(database_url: str, amqp_url: str, exchange: str, queue: str, bodies: list[bytes],
@@ -255,8 +270,7 @@ def process_drain(database_url: str, amqp_url: str, exchange: str, queue: str, b
                 last_change = now - 0.15  # look again in 0.1 s
             catcher.check()
             time.sleep(0.01)
-        tree = proc_cpu.descendants(catcher.proc.pid)
-        cpu = proc_cpu.spent(cpu_before, labels={catcher.proc.pid: "catcher", **{p: "store process" for p in tree}})
+        cpu = proc_cpu.spent(cpu_before, labels=catcher_labels(catcher, outside))
     finally:
         code = catcher.stop()
         outside.close()
@@ -302,7 +316,12 @@ def process_latency(database_url: str, amqp_url: str, exchange: str, queue: str,
     seen: dict[str, float] = {}
     try:
         wait_for_consumer(amqp_url, queue, catcher)
-        time.sleep(2)  # the store processes are up
+        warm_up = 20  # steady state: the first batch is stored (store processes up) before the clock starts
+        publish_backlog(amqp_url, exchange, queue, [b for _, b in envelope_bodies(warm_up, prefix="warm-")], wait=False)
+        while sum(outside.accounted()[:2]) < warm_up:
+            catcher.check()
+            time.sleep(0.05)
+        total += warm_up
         out = str(workdir / "sent.json")
         proc = mp.get_context("spawn").Process(target=_steady_publisher, args=(amqp_url, exchange, rate, seconds, out))
         cpu_before = proc_cpu.snapshot()
@@ -315,13 +334,12 @@ def process_latency(database_url: str, amqp_url: str, exchange: str, queue: str,
                 seen.setdefault(message_id, now)
                 after = row_id
             if deadline is None and not proc.is_alive():
-                deadline = time.time() + 3
+                deadline = time.time() + 60
             if deadline is not None and sum(outside.accounted()[:2]) >= total:
                 break
             time.sleep(0.002)
         proc.join()
-        tree = proc_cpu.descendants(catcher.proc.pid)
-        cpu = proc_cpu.spent(cpu_before, labels={catcher.proc.pid: "catcher", **{p: "store process" for p in tree}})
+        cpu = proc_cpu.spent(cpu_before, labels=catcher_labels(catcher, outside))
         rows, collapsed, _ = outside.accounted()
         received = dict(outside.query("SELECT message_id, received_at FROM events"))
     finally:
@@ -336,9 +354,9 @@ def process_latency(database_url: str, amqp_url: str, exchange: str, queue: str,
             lat.append((visible - sent[mid]) * 1000)
             broker.append((got - sent[mid]) * 1000)
             intake.append((visible - got) * 1000)
-    return {"published": total, "rows": rows, "collapsed": collapsed, "measured": len(lat),
+    return {"published": total - warm_up, "rows": rows - warm_up, "collapsed": collapsed, "measured": len(lat),
             "p50_p99_ms": _q(lat), "max_ms": round(max(lat), 1), "publish_to_received_p50_p99_ms": _q(broker),
-            "received_to_visible_p50_p99_ms": _q(intake), "cpu": proc_cpu.per_message(cpu, total)}
+            "received_to_visible_p50_p99_ms": _q(intake), "cpu": proc_cpu.per_message(cpu, total - warm_up)}
 
 
 def _epoch(value: object) -> float:
@@ -426,14 +444,18 @@ def main() -> None:
                 run["raw_ceiling"] = raw_ceiling(args.amqp, queue, len(bodies))
                 print(f"  publish backlog {len(bodies) / pub:,.0f} msg/s; raw ceiling {run['raw_ceiling']:,.0f} msg/s")
             order = [(s, m) for s in stores for m in modes]
+
+            def fresh(store: str) -> str:
+                if store == "sqlite":
+                    return f"sqlite:///{workdir}/drain-{uuid.uuid4().hex[:6]}.db"
+                name, url = scratch_pg(args.pg)
+                scratch.append(name)
+                return url
+
             for store, mode in order if repeat % 2 == 0 else order[::-1]:
-                if store == "pg":
-                    name, url = scratch_pg(args.pg)
-                    scratch.append(name)
-                else:
-                    url = f"sqlite:///{workdir}/drain-{uuid.uuid4().hex[:6]}.db"
                 key = f"{store}_flood_{mode}"
-                run[key] = result = process_drain(url, args.amqp, exchange, queue, bodies, floods[mode], workdir)
+                run[key] = result = process_drain(fresh(store), args.amqp, exchange, queue, bodies, floods[mode],
+                                                  workdir)
                 ratio = f", ratio {result['rate'] / run['raw_ceiling']:.2f}" if "raw_ceiling" in run else ""
                 print(f"  worker catcher -> {store}, flood {mode}: {result['rate']:,.0f} ev/s{ratio}; {result}",
                       flush=True)
@@ -441,12 +463,10 @@ def main() -> None:
                     import amqp_inprocess
 
                     run[key + "_inprocess"] = got = amqp_inprocess.drain(
-                        url, args.amqp, exchange, queue, bodies, floods[mode])
+                        fresh(store), args.amqp, exchange, queue, bodies, floods[mode])
                     print(f"  in-process -> {store}, flood {mode}: {got['rate']:,.0f} ev/s; {got}", flush=True)
             if "latency" not in skip:
-                name, url = scratch_pg(args.pg)
-                scratch.append(name)
-                run["latency_pg"] = process_latency(url, args.amqp, exchange, queue, args.rate, args.seconds,
+                run["latency_pg"] = process_latency(fresh("pg"), args.amqp, exchange, queue, args.rate, args.seconds,
                                                     None, workdir)
                 print(f"  latency at {args.rate} ev/s -> PostgreSQL, defaults: {run['latency_pg']}", flush=True)
             run["load_avg_1m_end"] = os.getloadavg()[0]
