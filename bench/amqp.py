@@ -13,8 +13,9 @@ ids, so with flood control on a third of them collapse onto the first 50 of thei
    subprocess with the configuration a user writes (a database URL and an `events.amqp` section; flood
    control at its default, or `flood: {window_seconds: 0}` for comparison), into a fresh PostgreSQL database
    and a fresh SQLite file. The clock starts when RabbitMQ shows the process's consumer on the queue (start-up
-   and migrations are reported apart) and stops at the last commit an outside connection sees (`max(id)` polled
-   every 50 ms); the drain is complete when rows + collapsed counts = N, exactly (else the run fails);
+   and migrations are reported apart) and stops at the last insert an outside connection sees (the id sequence
+   on PostgreSQL, max(id) on SQLite, every 50 ms); the drain is complete when rows + collapsed counts = N,
+   exactly (else the run fails);
 3. latency (PostgreSQL, defaults): a publisher process sends at a steady rate; an outside connection reads
    new rows every 2 ms; publish-to-visible latency per stored message = when it was first read - when it was
    published; the row's `received_at` splits it into broker and intake time.
