@@ -1,28 +1,34 @@
-"""AMQP monitor throughput and latency against the real RabbitMQ, PostgreSQL and SQLite.
+"""AMQP intake as users run it: the real `stackwatch worker catcher` process against the real RabbitMQ,
+PostgreSQL and SQLite, counted from outside, beside the raw pika ceiling of the same run.
 
-    .venv/bin/python bench/amqp.py [--events 100000] [--rate 2000] [--seconds 20]
-        [--amqp amqp://guest:guest@127.0.0.1:5672/] [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python -u bench/amqp.py [--events 100000] [--repeat 1] [--flood both|default|off]
+        [--skip raw,pg,sqlite,latency] [--rate 2000] [--seconds 20] [--inprocess]
 
-One run, same broker, same message bodies (realistic oslo 2.0 envelopes of ~2.3 KB built from the real
-samples in tests/amqp/data, fresh message ids):
+Bodies: oslo 2.0 envelopes of ~2.3 KB built from the real samples in tests/amqp/data (tests/amqp/corpus.py:
+fresh message ids and instance ids; the legacy cinder/glance/neutron/heat/keystone samples keep their own
+ids, so with flood control on a third of them collapse onto the first 50 of their key). Each repeat runs:
 1. raw ceiling: a plain pika consumer, prefetch 1000, one `basic_ack(multiple=True)` per 1000 messages,
-   draining a backlog of N messages (no parsing, no storing);
-2. stackwatch: the AMQP monitor + runner + catcher draining the same backlog of N into PostgreSQL, then
-   into SQLite (rate = N / time from start to the last batch committed and acknowledged);
-3. latency: a publisher process sends at a steady rate; publish-to-stored latency per message (time the
-   batch holding it was committed, minus the time it was published), p50 / p99, into the PostgreSQL
-   table the drain filled.
-Each drain also prints the CPU every process on the machine spent per message (bench/proc_cpu.py).
-Uses its own exchange and queue names (deleted afterwards) and a scratch PostgreSQL database.
+   draining a backlog of N (no parsing, no storing);
+2. drains: a backlog of N published, then `stackwatch worker catcher --config F --provider P` started as a
+   subprocess with the configuration a user writes (a database URL and an `events.amqp` section; flood
+   control at its default, or `flood: {window_seconds: 0}` for comparison), into a fresh PostgreSQL database
+   and a fresh SQLite file. The clock starts when RabbitMQ shows the process's consumer on the queue (start-up
+   and migrations are reported apart) and stops at the last insert an outside connection sees (the id sequence
+   on PostgreSQL, max(id) on SQLite, every 50 ms); the drain is complete when rows + collapsed counts = N,
+   exactly (else the run fails);
+3. latency (PostgreSQL, defaults): a publisher process sends at a steady rate; an outside connection reads
+   new rows every 2 ms; publish-to-visible latency per stored message = when it was first read - when it was
+   published; the row's `received_at` splits it into broker and intake time.
+`--inprocess` adds the old in-process figures (monitor + runner + catcher in this process, store process).
+CPU per message (bench/proc_cpu.py) names the catcher's process tree apart from the rest of the machine.
+Uses its own exchange and queue (deleted afterwards) and scratch databases (dropped afterwards).
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -31,6 +37,7 @@ from pathlib import Path
 
 import orjson
 import pika
+import pika.exceptions
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,33 +46,26 @@ sys.path.insert(0, str(ROOT))
 import proc_cpu  # noqa: E402
 
 from stackwatch.config.settings import ProviderConfig  # noqa: E402
-from stackwatch.events.catcher import Catcher  # noqa: E402
-from stackwatch.events.monitors.amqp import AmqpMonitor  # noqa: E402
-from stackwatch.events.process_runner import ProcessCatcherRunner  # noqa: E402
-from stackwatch.events.runner import CatcherRunner  # noqa: E402
-from stackwatch.gctune import tune_for_intake  # noqa: E402
-from stackwatch.store.db import open_store  # noqa: E402
 from tests.amqp.corpus import envelope_bodies  # noqa: E402
 
 ROUTING_KEY = "notifications.info"
+PROVIDER = "bench"
+FLOOD_OFF = {"window_seconds": 0}
 
 
-def provider(name: str, exchange: str, queue: str, amqp_url: str) -> ProviderConfig:
-    return ProviderConfig(
-        name=name,
-        events={
-            "monitor": "amqp",
-            "flood": {"window_seconds": 0},
-            "amqp": {"urls": [amqp_url], "exchanges": [exchange], "topics": ["notifications"], "queue": queue,
-                     **bench_overrides()},
-        },
-    )
-
-
-def bench_overrides() -> dict[str, float]:
-    """events.amqp keys set from the environment, for A/B runs: SW_FLUSH_MS, SW_PREFETCH, SW_BATCH_SIZE."""
+def amqp_section(exchange: str, queue: str, amqp_url: str) -> dict[str, object]:
+    """The `events.amqp` section a user writes (SW_FLUSH_MS, SW_PREFETCH, SW_BATCH_SIZE override, for A/B)."""
     keys = {"SW_FLUSH_MS": ("flush_ms", float), "SW_PREFETCH": ("prefetch", int), "SW_BATCH_SIZE": ("batch_size", int)}
-    return {key: cast(os.environ[env]) for env, (key, cast) in keys.items() if os.environ.get(env)}
+    extra = {key: cast(os.environ[env]) for env, (key, cast) in keys.items() if os.environ.get(env)}
+    return {"urls": [amqp_url], "exchanges": [exchange], "topics": ["notifications"], "queue": queue, **extra}
+
+
+def provider(name: str, exchange: str, queue: str, amqp_url: str, flood: dict | None = FLOOD_OFF) -> ProviderConfig:
+    """For the in-process benches; `flood=None` leaves flood control at its default."""
+    events: dict[str, object] = {"monitor": "amqp", "amqp": amqp_section(exchange, queue, amqp_url)}
+    if flood is not None:
+        events["flood"] = flood
+    return ProviderConfig(name=name, events=events)
 
 
 def declare(ch, exchange: str, queue: str) -> None:  # noqa: ANN001
@@ -74,7 +74,8 @@ def declare(ch, exchange: str, queue: str) -> None:  # noqa: ANN001
     ch.queue_bind(queue, exchange, "notifications.*")
 
 
-def publish_backlog(amqp_url: str, exchange: str, queue: str, bodies: list[bytes]) -> float:
+def publish_backlog(amqp_url: str, exchange: str, queue: str, bodies: list[bytes], wait: bool = True) -> float:
+    """Publish `bodies`; with `wait`, until the queue holds them all (nothing consumes it meanwhile)."""
     conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
     ch = conn.channel()
     declare(ch, exchange, queue)
@@ -82,7 +83,7 @@ def publish_backlog(amqp_url: str, exchange: str, queue: str, bodies: list[bytes
     started = time.perf_counter()
     for body in bodies:
         ch.basic_publish(exchange, ROUTING_KEY, body, props)
-    while ch.queue_declare(queue, passive=True).method.message_count < len(bodies):
+    while wait and ch.queue_declare(queue, passive=True).method.message_count < len(bodies):
         conn.sleep(0.05)
     elapsed = time.perf_counter() - started
     conn.close()
@@ -117,59 +118,9 @@ def raw_ceiling(amqp_url: str, queue: str, n: int) -> float:
     cpu = time.process_time() - cpu
     conn.close()
     # the consumer's own CPU per message: when it is well below wall time per message, the broker is the limit
-    print(f"raw consumer: {cpu / n * 1e6:.1f} us CPU per message, {elapsed / n * 1e6:.1f} us wall per message; "
+    print(f"  raw consumer: {cpu / n * 1e6:.1f} us CPU, {elapsed / n * 1e6:.1f} us wall per message; "
           f"{proc_cpu.per_message(proc_cpu.spent(machine), n)}")
     return n / elapsed
-
-
-def open_bench_store(store_url: str, writer: str):  # noqa: ANN201
-    """writer `store`: the thread runner writing through a store process (`store_writer: process`)."""
-    store = open_store(store_url, writer="process" if writer == "store" else "thread")
-    if writer == "store":
-        store.writer.start()
-    return store
-
-
-def make_runner(writer: str, store, store_url: str, prov: ProviderConfig, on_stored):  # noqa: ANN001, ANN201
-    if writer == "process":
-        return ProcessCatcherRunner(AmqpMonitor(prov), store_url, on_stored=on_stored)
-    # as build_runner does: as many writers as the store can use (SW_WRITERS overrides, for comparisons)
-    writers = int(os.environ.get("SW_WRITERS", "0")) or store.concurrent_writers
-    return CatcherRunner(AmqpMonitor(prov), Catcher(store, prov), on_stored=on_stored, writers=writers)
-
-
-def drain(store_url: str, amqp_url: str, exchange: str, queue: str, n: int, name: str,
-          writer: str) -> dict[str, float]:
-    store = open_bench_store(store_url, writer)
-    prov = provider(name, exchange, queue, amqp_url)
-    done = {"n": 0, "t": 0.0, "first_t": 0.0, "first_n": 0}
-
-    def on_stored(batch, report, elapsed) -> None:  # noqa: ANN001
-        if not done["n"]:
-            done["first_t"], done["first_n"] = time.perf_counter(), len(batch)
-        done["n"] += len(batch)
-        done["t"] = time.perf_counter()
-
-    runner = make_runner(writer, store, store_url, prov, on_stored)
-    cpu_before = proc_cpu.snapshot()
-    started = time.perf_counter()
-    runner.start()
-    while done["n"] < n:
-        time.sleep(0.005)
-        if time.perf_counter() - started > 600:
-            raise RuntimeError(f"drain stalled at {done['n']} of {n}")
-    elapsed = done["t"] - started
-    cpu = proc_cpu.spent(cpu_before)  # the first ~10 ms after the last commit too: the 5 ms polls see it late
-    time.sleep(0.2)  # let the last ack reach the broker
-    runner.stop()
-    stored = store.count(name)
-    store.dispose()
-    if stored != n:
-        raise RuntimeError(f"stored {stored}, expected {n}")
-    steady = (n - done["first_n"]) / (done["t"] - done["first_t"])
-    return {"rate": n / elapsed, "seconds": elapsed, "batches": runner.stats.batches,
-            "first_batch_after_s": done["first_t"] - started, "rate_after_first_batch": steady,
-            "cpu": proc_cpu.per_message(cpu, n)}
 
 
 def _steady_publisher(amqp_url: str, exchange: str, rate: int, seconds: float, out_path: str) -> None:
@@ -190,73 +141,10 @@ def _steady_publisher(amqp_url: str, exchange: str, rate: int, seconds: float, o
     Path(out_path).write_bytes(orjson.dumps(sent))
 
 
-def latency(store_url: str, amqp_url: str, exchange: str, queue: str, rate: int, seconds: float,
-            name: str, writer: str) -> dict[str, float]:
-    store = open_bench_store(store_url, writer)
-    prov = provider(name, exchange, queue, amqp_url)
-    committed: list[tuple[object, float]] = []
-    total = int(rate * seconds)
-
-    def on_stored(batch, report, elapsed) -> None:  # noqa: ANN001
-        committed.append((batch, time.time()))
-
-    runner = make_runner(writer, store, store_url, prov, on_stored)
-    runner.start()
-    assert runner.monitor.connected.wait(10)
-    time.sleep(3)  # the writer process is up
-    out = tempfile.mktemp(suffix=".json")
-    proc = mp.get_context("spawn").Process(target=_steady_publisher, args=(amqp_url, exchange, rate, seconds, out))
-    checkpoints, backend_writes = _checkpoints(store_url), _backend_writes(store_url)
-    cpu_before, steal_before = proc_cpu.snapshot(), proc_cpu.steal_seconds()
-    phase = time.perf_counter()
-    proc.start()
-    proc.join()
-    deadline = time.time() + 60
-    while sum(len(b) for b, _ in committed) < total and time.time() < deadline:
-        time.sleep(0.05)
-    cpu = proc_cpu.per_message(proc_cpu.spent(cpu_before), total)
-    stolen = (proc_cpu.steal_seconds() - steal_before) / (time.perf_counter() - phase) / (os.cpu_count() or 1)
-    checkpoints = _checkpoints(store_url) - checkpoints
-    backend_writes = _backend_writes(store_url) - backend_writes
-    runner.stop()
-    store.dispose()
-    sent = dict(orjson.loads(Path(out).read_bytes()))
-    os.unlink(out)
-    lat, broker, intake = [], [], []  # publish -> stored = (publish -> received) + (received -> stored)
-    for batch, t in committed:
-        for msg in batch.messages:
-            mid = orjson.loads(orjson.loads(msg.body)["oslo.message"])["message_id"]
-            if mid in sent:
-                lat.append((t - sent[mid]) * 1000)
-                received = msg.received_at.timestamp()
-                broker.append((received - sent[mid]) * 1000)
-                intake.append((t - received) * 1000)
-    lat.sort()
-    q = statistics.quantiles(lat, n=100)
-    qb, qi = statistics.quantiles(broker, n=100), statistics.quantiles(intake, n=100)
-    return {"count": len(lat), "p50_ms": q[49], "p99_ms": q[98], "max_ms": lat[-1],
-            "publish_to_received_p50_p99_ms": (round(qb[49], 1), round(qb[98], 1)),
-            "received_to_stored_p50_p99_ms": (round(qi[49], 1), round(qi[98], 1)),
-            "mean_batch": len(lat) / max(1, len(committed)), "checkpoints": checkpoints,
-            "buffers_written_by_backends": backend_writes,
-            "cpu_stolen_by_other_guests": round(stolen, 3), "cpu": cpu}
-
-
+# -- scratch databases and queues ---------------------------------------------------------------------------
 def _pg_admin(pg_url: str) -> psycopg.Connection:
     """An autocommit connection for the bench's own statements (SQLAlchemy URLs accepted)."""
     return psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
-
-
-def _checkpoints(pg_url: str) -> int:
-    """PostgreSQL checkpoints so far, timed and requested: tells whether one fell inside the latency phase."""
-    with _pg_admin(pg_url) as conn:
-        return sum(conn.execute("SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter").fetchone())
-
-
-def _backend_writes(pg_url: str) -> int:
-    """Shared buffers PostgreSQL's backends wrote out themselves (no clean buffer left for them) so far."""
-    with _pg_admin(pg_url) as conn:
-        return conn.execute("SELECT buffers_backend FROM pg_stat_bgwriter").fetchone()[0]
 
 
 def scratch_pg(pg_url: str) -> tuple[str, str]:
@@ -281,63 +169,108 @@ def delete_queue(amqp_url: str, exchange: str, queue: str) -> None:
     conn.close()
 
 
+def purge(amqp_url: str, exchange: str, queue: str) -> None:
+    """Empty the run's queue (after a lost broker left part of a backlog), declaring it again if it is gone."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = conn.channel()
+    declare(channel, exchange, queue)
+    channel.queue_purge(queue)
+    conn.close()
+
+
 def clean_up(amqp_url: str, exchange: str, queue: str, pg_url: str, pg_name: str) -> None:
     """Delete the run's queue, exchange and scratch database."""
     delete_queue(amqp_url, exchange, queue)
     drop_pg(pg_url, pg_name)
 
 
+def open_bench_store(store_url: str, writer: str):  # noqa: ANN201
+    """For the in-process benches. writer `store`: the thread runner writing through store processes."""
+    from stackwatch.store.db import open_store
+
+    store = open_store(store_url, writer="process" if writer == "store" else "thread")
+    if writer == "store":
+        store.writer.start()
+    return store
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--repeat", type=int, default=1, help="interleaved repeats (the drain order alternates)")
+    ap.add_argument("--flood", default="both", choices=["both", "default", "off"],
+                    help="drains with flood control at its default, off (window_seconds: 0), or both")
     ap.add_argument("--rate", type=int, default=2000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     ap.add_argument("--skip", default="", help="comma list of: raw,pg,sqlite,latency")
-    ap.add_argument("--writer", default="thread", choices=["process", "thread", "store"],
-                    help="convert+write in threads of this process (default), in a child process (process), "
-                         "or convert here and write through a store process (store)")
+    ap.add_argument("--inprocess", action="store_true", help="also drain in this process (the old bench)")
     args = ap.parse_args()
-    tune_for_intake()  # as `serve` and `worker catcher` do
+    import amqp_worker  # here: it imports this module's helpers as `amqp`
+
     skip = set(filter(None, args.skip.split(",")))
     tag = uuid.uuid4().hex[:8]
     exchange, queue = f"bench-{tag}", f"stackwatch-bench-{tag}"
+    floods = {"default": None, "off": FLOOD_OFF}
+    modes = [m for m in ("default", "off") if args.flood in ("both", m)]
+    stores = [s for s in ("pg", "sqlite") if s not in skip]
     bodies = [b for _, b in envelope_bodies(args.events)]
-    mean = sum(map(len, bodies)) / len(bodies)
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"pika {pika.__version__}; writer {args.writer}; {len(bodies)} bodies, mean {mean:.0f} bytes")
-    results: dict[str, object] = {}
-    pg_name, pg_url = scratch_pg(args.pg)
-    tmp = tempfile.mkdtemp(prefix="bench-amqp-")
+          f"pika {pika.__version__}; {len(bodies)} bodies, mean {sum(map(len, bodies)) / len(bodies):.0f} bytes")
+    workdir = Path(tempfile.mkdtemp(prefix="bench-amqp-"))
+    runs: list[dict[str, object]] = []
+    scratch: list[str] = []
     try:
-        if "raw" not in skip:
-            pub = publish_backlog(args.amqp, exchange, queue, bodies)
-            results["raw_ceiling"] = raw_ceiling(args.amqp, queue, len(bodies))
-            print(f"publish backlog: {len(bodies) / pub:,.0f} msg/s; raw ceiling: {results['raw_ceiling']:,.0f} msg/s")
-        if "pg" not in skip:
-            bodies = [b for _, b in envelope_bodies(args.events)]
-            publish_backlog(args.amqp, exchange, queue, bodies)
-            results["postgresql"] = drain(pg_url, args.amqp, exchange, queue, len(bodies), "bench-pg", args.writer)
-            print(f"stackwatch -> PostgreSQL: {results['postgresql']}")
-        if "sqlite" not in skip:
-            bodies = [b for _, b in envelope_bodies(args.events)]
-            publish_backlog(args.amqp, exchange, queue, bodies)
-            results["sqlite"] = drain(f"sqlite:///{tmp}/bench.db", args.amqp, exchange, queue, len(bodies),
-                                      "bench-sqlite", args.writer)
-            print(f"stackwatch -> SQLite: {results['sqlite']}")
-        if "latency" not in skip:
-            results["latency_pg"] = latency(pg_url, args.amqp, exchange, queue, args.rate, args.seconds, "bench-lat",
-                                           args.writer)
-            print(f"latency at {args.rate} ev/s -> PostgreSQL: {results['latency_pg']}")
-        raw = results.get("raw_ceiling")
-        if raw:
-            for key in ("postgresql", "sqlite"):
-                if key in results:
-                    print(f"ratio {key} / raw ceiling: {results[key]['rate'] / raw:.2f}")
+        for repeat in range(args.repeat):
+            run: dict[str, object] = {"repeat": repeat + 1, "utc": time.strftime("%H:%M:%S", time.gmtime()),
+                                      "load_avg_1m": os.getloadavg()[0]}
+            print(f"repeat {repeat + 1}, {run['utc']} UTC, load average {os.getloadavg()}", flush=True)
+            if "raw" not in skip:
+                pub = publish_backlog(args.amqp, exchange, queue, bodies)
+                run["raw_ceiling"] = raw_ceiling(args.amqp, queue, len(bodies))
+                print(f"  publish backlog {len(bodies) / pub:,.0f} msg/s; raw ceiling {run['raw_ceiling']:,.0f} msg/s")
+            order = [(s, m) for s in stores for m in modes]
+
+            def fresh(store: str) -> str:
+                if store == "sqlite":
+                    return f"sqlite:///{workdir}/drain-{uuid.uuid4().hex[:6]}.db"
+                name, url = scratch_pg(args.pg)
+                scratch.append(name)
+                return url
+
+            for store, mode in order if repeat % 2 == 0 else order[::-1]:
+                key = f"{store}_flood_{mode}"
+                for attempt in (1, 2):  # a shared broker: another job's test may restart or reset it
+                    try:
+                        run[key] = result = amqp_worker.process_drain(fresh(store), args.amqp, exchange, queue,
+                                                                      bodies, floods[mode], workdir)
+                        break
+                    except pika.exceptions.AMQPError as exc:
+                        print(f"  broker lost during the drain ({exc!r}): {'once more' if attempt == 1 else 'stop'}")
+                        if attempt == 2:
+                            raise
+                        purge(args.amqp, exchange, queue)
+                ratio = f", ratio {result['rate'] / run['raw_ceiling']:.2f}" if "raw_ceiling" in run else ""
+                print(f"  worker catcher -> {store}, flood {mode}: {result['rate']:,.0f} ev/s{ratio}; {result}",
+                      flush=True)
+                if args.inprocess:
+                    import amqp_inprocess
+
+                    run[key + "_inprocess"] = got = amqp_inprocess.drain(
+                        fresh(store), args.amqp, exchange, queue, bodies, floods[mode])
+                    print(f"  in-process -> {store}, flood {mode}: {got['rate']:,.0f} ev/s; {got}", flush=True)
+            if "latency" not in skip:
+                run["latency_pg"] = amqp_worker.process_latency(fresh("pg"), args.amqp, exchange, queue, args.rate,
+                                                                args.seconds, None, workdir)
+                print(f"  latency at {args.rate} ev/s -> PostgreSQL, defaults: {run['latency_pg']}", flush=True)
+            run["load_avg_1m_end"] = os.getloadavg()[0]
+            runs.append(run)
     finally:
-        clean_up(args.amqp, exchange, queue, args.pg, pg_name)
-    print(orjson.dumps(results, option=orjson.OPT_INDENT_2).decode())
+        for name in scratch:
+            drop_pg(args.pg, name)
+        delete_queue(args.amqp, exchange, queue)
+    print(orjson.dumps(runs, option=orjson.OPT_INDENT_2).decode())
 
 
 if __name__ == "__main__":

@@ -67,16 +67,36 @@ def _postgres_role(entry: Path) -> str:
     return "postgres: backend"
 
 
-def spent(before: dict[tuple[int, int], tuple[str, float]], own_pid: int | None = None) -> dict[str, float]:
-    """CPU seconds per process name since `before`; this process is named `this process`."""
+def spent(before: dict[tuple[int, int], tuple[str, float]], own_pid: int | None = None,
+          labels: dict[int, str] | None = None) -> dict[str, float]:
+    """CPU seconds per process name since `before`; this process is named `this process`, the pids in
+    `labels` by their label (a benchmarked process tree apart from other jobs' processes of the same name)."""
     own_pid = own_pid or os.getpid()
+    labels = {own_pid: "this process", **(labels or {})}
     totals: collections.Counter[str] = collections.Counter()
     for key, (name, cpu) in snapshot().items():
         start = before.get(key)
         used = cpu - start[1] if start else cpu
         if used > 0:
-            totals["this process" if key[0] == own_pid else name] += used
+            totals[labels.get(key[0], name)] += used
     return dict(totals)
+
+
+def descendants(pid: int) -> list[int]:
+    """The live children, grandchildren, ... of `pid` (from each process's parent in /proc/PID/stat)."""
+    parents: dict[int, list[int]] = collections.defaultdict(list)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(_stat_fields((entry / "stat").read_text())[1])].append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    out, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        out += children
+        todo += children
+    return out
 
 
 def per_message(totals: dict[str, float], messages: int, floor_us: float = 0.5) -> str:
