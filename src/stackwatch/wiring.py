@@ -63,6 +63,11 @@ def build_runner(provider: ProviderConfig, store: Any, routes: Any = None, *, se
     # as many transactions in flight as the store can use: a store process takes the next batch while it
     # writes one (AMQP drain into SQLite 8.1k -> 10.0k ev/s, bench/RESULTS.md)
     kwargs.setdefault("writers", getattr(store, "concurrent_writers", 1))
+    writer_processes = getattr(store, "writer", None)
+    if writer_processes is not None:
+        # spawn the store processes now: started on the first write, they held the first batch (and a
+        # backlog's whole drain) 1-9 s behind the consumer (bench/amqp.py, bench/RESULTS.md session 7)
+        writer_processes.start()
     return CatcherRunner(monitor, Catcher(store, provider, routes or RoutingTable.load(routes_path)), **kwargs)
 
 

@@ -336,3 +336,21 @@ def test_a_raw_at_sign_in_the_database_password_connects(pg_database):
             assert conn.exec_driver_sql("SELECT current_user").scalar() == "postgres"
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_collapsed_count_is_written_through_the_unique_index_on_a_new_postgresql_table(store):
+    """PostgreSQL without statistics for `events` (autovacuum off, or a young table) planned the collapsed
+    count's UPDATE on ix_events_provider_time and read every event of the provider; the store gathers them."""
+    from stackwatch.config.settings import EventsConfig, FloodConfig, ProviderConfig
+    from stackwatch.events.catcher import Catcher
+    from stackwatch.events.model import RawMessage
+
+    catcher = Catcher(store, ProviderConfig(name="lab", events=EventsConfig(flood=FloodConfig(window_seconds=0))))
+    catcher.catch([RawMessage(body=orjson.dumps({"event_type": "compute.instance.update", "message_id": f"m-{i}",
+                                                 "payload": {"instance_id": f"vm-{i}"}})) for i in range(1200)])
+    with store.engine.connect() as conn:
+        plan = "\n".join(conn.exec_driver_sql(
+            "EXPLAIN UPDATE events SET collapsed_count = collapsed_count + 1 "
+            "WHERE provider = 'lab' AND message_id = 'm-7'").scalars())
+    assert "uq_events_provider_message" in plan, plan

@@ -8,6 +8,7 @@ columns in order, the payload JSON text already), which both drivers bind as the
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from stackwatch.events.model import (
 )
 from stackwatch.store.errors import StoreError, as_store_error
 from stackwatch.store.models import EventRow, MonitorCursorRow, QuarantineRow
+
+log = logging.getLogger(__name__)
 
 #: the columns a record fills, in record order; `sort_time` and `collapsed_count` are derived in the INSERT
 RECORD_COLUMNS: tuple[str, ...] = tuple("event_group" if name == "group" else name for name in RECORD_FIELDS)
@@ -88,10 +91,16 @@ def glob_to_like(pattern: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
+#: rows this store writes before it first checks that PostgreSQL has statistics for `events` (then x8 each time)
+_STATISTICS_CHECK_ROWS = 1000
+
+
 class EventStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._written = 0
+        self._statistics_check_at = _STATISTICS_CHECK_ROWS
 
     @property
     def concurrent_writers(self) -> int:
@@ -156,7 +165,28 @@ class EventStore:
                     self._insert_quarantine(conn, quarantine)
         except Exception as exc:  # driver errors from raw cursors are not SQLAlchemyError: classify them all
             raise as_store_error(exc) from exc
+        self._written += len(rows)
+        if self._written >= self._statistics_check_at and self.dialect == "postgresql":
+            self._statistics_check_at *= 8
+            self._analyze_if_unknown()
         return stored
+
+    def _analyze_if_unknown(self) -> None:
+        """ANALYZE `events` when PostgreSQL's statistics know fewer rows than this store alone wrote (never
+        gathered: autovacuum off, or a table younger than autovacuum's first visit).
+
+        Without them the planner serves a collapsed count's `UPDATE ... WHERE provider = ? AND message_id = ?`
+        from ix_events_provider_time and reads every event of the provider (15-58 ms an UPDATE at 32k rows,
+        growing with the table) instead of from the unique index (0.2 ms): bench/RESULTS.md, session 7.
+        A failure here costs only speed: logged, never raised."""
+        try:
+            with self.engine.begin() as conn:
+                known = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE oid = 'events'::regclass").scalar()
+                if known is not None and known < self._written / 2:  # -1: never analyzed; 0: analyzed empty
+                    conn.exec_driver_sql("ANALYZE events")
+                    log.info("analyzed the events table (it had no statistics)")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not analyze the events table: %s", exc.__class__.__name__)
 
     def _insert_quarantine(self, conn, items: Sequence[QuarantineItem]) -> None:  # noqa: ANN001
         rows = [
@@ -318,7 +348,8 @@ def _add_collapsed(conn, collapsed: dict[tuple[str, str], int]) -> None:  # noqa
     cursor = raw.cursor()
     try:
         missing = []
-        for (provider, message_id), count in collapsed.items():
+        # in key order: transactions running side by side lock the rows they share in one order (no deadlock)
+        for (provider, message_id), count in sorted(collapsed.items()):
             cursor.execute(sql, (count, provider, message_id))
             if cursor.rowcount != 1:
                 missing.append(message_id)
