@@ -29,7 +29,7 @@ from ingest import build_events  # noqa: E402
 from stackwatch.config.settings import EventsConfig, FloodConfig, ProviderConfig  # noqa: E402
 from stackwatch.events.catcher import Catcher  # noqa: E402
 from stackwatch.events.model import RawMessage  # noqa: E402
-from stackwatch.store.events import _INSERT_COLUMNS, _SQLITE_INSERT, RECORD_COLUMNS, times_as_text  # noqa: E402
+from stackwatch.store.inserts import _INSERT_COLUMNS, _SQLITE_INSERT, RECORD_COLUMNS, times_as_text  # noqa: E402
 
 COLUMNS = (*RECORD_COLUMNS, "sort_time", "collapsed_count")
 TABLE = f"CREATE TABLE events (id INTEGER PRIMARY KEY, {', '.join(c + ' TEXT' for c in COLUMNS)})"

@@ -29,7 +29,8 @@ from sqlalchemy import Engine
 
 from stackwatch.events.model import R_MESSAGE_ID, Record
 from stackwatch.store.errors import StoreError, StoreUnavailable, as_store_error
-from stackwatch.store.events import EventStore, QuarantineItem, times_as_text
+from stackwatch.store.events import EventStore, QuarantineItem
+from stackwatch.store.inserts import times_as_text
 
 log = logging.getLogger(__name__)
 
