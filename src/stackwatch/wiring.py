@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stackwatch.backoff import Backoff
@@ -134,7 +134,6 @@ class HandlersHandle:
     stage: HandlerStage
     periodic: PeriodicFullRefresh
     refresher: InventoryRefresher
-    extra: list[Any] = field(default_factory=list)
 
     def stop(self) -> None:
         """Periodic refresh first, then the stage finishes its batches and saves positions; connections last."""

@@ -34,7 +34,6 @@ class PeriodicFullRefresh:
         self.holds = holds
         self.backoff = backoff or Backoff(2.0, 300.0)
         self.tick = tick
-        self.done: dict[str, int] = dict.fromkeys(self.providers, 0)
         self._due: dict[str, float] = dict.fromkeys(self.providers, 0.0)  # 0: at once
         self._failures: dict[str, int] = dict.fromkeys(self.providers, 0)
         self._stop = threading.Event()
@@ -71,5 +70,4 @@ class PeriodicFullRefresh:
                                "retry_in_seconds": round(delay, 1), "error": f"{type(exc).__name__}: {exc}"})
             return
         self._failures[provider] = 0
-        self.done[provider] += 1
         self._due[provider] = time.monotonic() + self.interval if self.interval > 0 else float("inf")
