@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -415,7 +416,13 @@ def test_refreshes_retry_while_nova_api_is_down_and_converge_after(devcloud_clou
         try:
             server_id = conn.compute.create_server(name="ev-down", image_id=image.id, flavor_id=tiny.id,
                                                    networks="none").id
-            devcloud.stop_service("nova-api")  # the build goes on: conductor, scheduler and compute need no API
+            # the handler process waits (SIGSTOP) while the API stops, so no refresh can win the race with the
+            # stop; the catcher is its own process and keeps storing the build's events
+            os.kill(serve.proc.pid, signal.SIGSTOP)
+            try:
+                devcloud.stop_service("nova-api")  # the build goes on: conductor, scheduler and compute need no API
+            finally:
+                os.kill(serve.proc.pid, signal.SIGCONT)
             stopped = time.monotonic()
             try:
 
