@@ -1,0 +1,54 @@
+"""Who is calling the API, and which projects they may see.
+
+Every route that returns or changes data asks for a `Caller` (`caller: Caller = Depends(current_caller)`) and
+scopes what it reads with it. How a caller is established (Keystone token, local API token) is the
+authenticator's job, set on `app.state.authenticator`; with none (the API open on loopback, as when `api.auth`
+is absent) every caller is the local operator, an admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from fastapi import Request
+
+Role = Literal["admin", "operator", "viewer"]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated identity: its role and, unless it is an admin, the one project it acts in."""
+
+    name: str
+    role: Role
+    project_id: str | None = None  # None: every project (admins only)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_see(self, project_id: str | None) -> bool:
+        """Whether rows of `project_id` (None: events that belong to no project) are visible to this caller."""
+        return self.is_admin or (self.project_id is not None and project_id == self.project_id)
+
+    def visible_projects(self) -> tuple[str, ...] | None:
+        """The projects a query must be restricted to, or None for no restriction (an admin)."""
+        if self.is_admin:
+            return None
+        return (self.project_id,) if self.project_id is not None else ()
+
+
+LOCAL_OPERATOR = Caller(name="local", role="admin")
+
+Authenticator = Callable[[Request], Caller]
+
+
+def current_caller(request: Request) -> Caller:
+    """FastAPI dependency: the caller, by the app's authenticator (which raises 401/403), or the local operator
+    when the API runs without authentication."""
+    authenticate: Authenticator | None = getattr(request.app.state, "authenticator", None)
+    if authenticate is None:
+        return LOCAL_OPERATOR
+    return authenticate(request)
