@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackwatch.config.settings import ConfigError
 from stackwatch.events.model import Event
 from stackwatch.switchboard.conditions import (
     ConditionError,
@@ -30,8 +31,9 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 
 
-class RuleError(ValueError):
-    """Rules that cannot be used; the message names the file, the rule and the key."""
+class RuleError(ConfigError):
+    """Rules that cannot be used; the message names the file, the rule and the key (a configuration error:
+    the CLI shows it as one red line)."""
 
 
 def parse_duration(value: Any, where: str) -> float:
