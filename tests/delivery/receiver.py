@@ -52,12 +52,15 @@ class Receiver:
                     time.sleep(30)
                 if receiver.delay:
                     time.sleep(receiver.delay)
-                self.send_response(status)
-                if receiver.retry_after and status in (429, 503):
-                    self.send_header("Retry-After", receiver.retry_after)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.send_response(status)
+                    if receiver.retry_after and status in (429, 503):
+                        self.send_header("Retry-After", receiver.retry_after)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (its timeout): what a hanging receiver is for
 
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.server.daemon_threads = True

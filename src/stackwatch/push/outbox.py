@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, exists, func, select, update
+from sqlalchemy import Engine, and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import aliased
 
 from stackwatch.backoff import Backoff
 from stackwatch.push.outcome import Outcome
@@ -175,15 +174,17 @@ class Outbox:
             return []
         now = datetime.now(UTC)
         d = DeliveryRow
-        earlier = aliased(DeliveryRow)
         excluded = set(exclude_owners)
+        # the first pending delivery of each lane: one grouped scan of the pending rows and a join on the
+        # primary key, cheap whatever the planner believes about the table (a correlated NOT EXISTS became a
+        # nested loop over every pending row pair when statistics were stale)
+        heads = (select(func.min(d.id).label("id")).where(d.state == "pending", d.source.in_(sources))
+                 .group_by(d.source, d.owner, d.lane).subquery())
         rank = func.row_number().over(partition_by=(d.source, d.owner), order_by=(d.next_attempt_at, d.id))
         due = (
             select(d.id, d.source, d.owner, d.kind, d.next_attempt_at, rank.label("rank"))
-            .where(d.state == "pending", d.next_attempt_at <= now, d.source.in_(sources),
-                   (d.lease_until.is_(None)) | (d.lease_until < now),
-                   ~exists().where(earlier.source == d.source, earlier.owner == d.owner, earlier.lane == d.lane,
-                                   earlier.state == "pending", earlier.id < d.id))
+            .join(heads, heads.c.id == d.id)
+            .where(d.next_attempt_at <= now, (d.lease_until.is_(None)) | (d.lease_until < now))
             .subquery()
         )
         per_owner = max(1, min(budget.limit, 8))
