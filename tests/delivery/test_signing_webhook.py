@@ -72,3 +72,12 @@ def test_a_missing_secret_variable_is_final(monkeypatch):
     monkeypatch.setenv("NO_SUCH_SECRET", "k")
     headers = webhook.signed_headers(b"{}", {"A": "b"}, "NO_SUCH_SECRET")
     assert signing.verify(b"{}", "k", headers[signing.HEADER]) and headers["A"] == "b"
+
+
+def test_header_values_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("AWX_AUTH", "Bearer t0ken")
+    headers = webhook.signed_headers(b"{}", {}, None, {"Authorization": "AWX_AUTH"})
+    assert headers["Authorization"] == "Bearer t0ken"
+    monkeypatch.delenv("AWX_AUTH")
+    out = webhook.signed_headers(b"{}", {}, None, {"Authorization": "AWX_AUTH"})
+    assert out.verdict == "final" and "AWX_AUTH" in out.error and "t0ken" not in out.error

@@ -8,9 +8,9 @@
 The URL may hold a credential (Slack's and many ticketing systems' webhook URLs are secrets themselves, or
 carry `?token=`): every error text and log line shows it through `stackwatch.masking.mask_url`.
 
-A `Delivery`'s `spec` for kind "webhook" is `{"url": ..., "headers": {...}, "secret_env": VAR | None,
-"timeout": seconds}`; the body is the delivery's stored bytes, sent as they are, so the signature and any
-retry cover the same bytes.
+A `Delivery`'s `spec` for kind "webhook" is `{"url": ..., "headers": {...}, "headers_env": {header: VAR},
+"secret_env": VAR | None, "timeout": seconds}` (only `url` is required); the body is the delivery's stored
+bytes, sent as they are, so the signature and any retry cover the same bytes.
 """
 
 from __future__ import annotations
@@ -96,11 +96,18 @@ def post(client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str]
     return classify(response.status_code, response.headers, duration)
 
 
-def signed_headers(body: bytes, headers: Mapping[str, str], secret_env: str | None) -> dict[str, str] | Outcome:
-    """`headers` plus the JSON content type and, with `secret_env`, the signature of `body` under the value of
-    that environment variable (read here, in the sending process: the secret never enters the database).
-    An Outcome (final) when the variable is not set: sending unsigned would look valid to nobody."""
+def signed_headers(body: bytes, headers: Mapping[str, str], secret_env: str | None,
+                   headers_env: Mapping[str, str] | None = None) -> dict[str, str] | Outcome:
+    """`headers` plus the JSON content type, the headers whose values `headers_env` names environment
+    variables of (`{Authorization: AWX_AUTH}`), and, with `secret_env`, the signature of `body` under the
+    value of that variable. Variables are read here, in the sending process: secrets never enter the database.
+    An Outcome (final) when a variable is not set: sending without would look valid to nobody."""
     out = {"Content-Type": "application/json", **headers}
+    for name, variable in (headers_env or {}).items():
+        value = os.environ.get(variable)
+        if not value:
+            return Outcome("final", error=f"header {name}: variable {variable} is not set in the sending process")
+        out[name] = value
     if secret_env:
         secret = os.environ.get(secret_env)
         if not secret:
@@ -112,7 +119,8 @@ def signed_headers(body: bytes, headers: Mapping[str, str], secret_env: str | No
 def send(client: httpx.Client, delivery: Delivery) -> Outcome:
     """Sender for outbox deliveries of kind "webhook" (see the module docstring for its `spec`)."""
     spec = delivery.spec
-    headers = signed_headers(delivery.body or b"", spec.get("headers") or {}, spec.get("secret_env"))
+    headers = signed_headers(delivery.body or b"", spec.get("headers") or {}, spec.get("secret_env"),
+                             spec.get("headers_env"))
     if isinstance(headers, Outcome):
         return headers
     outcome = post(client, spec["url"], delivery.body or b"", headers, float(spec.get("timeout") or DEFAULT_TIMEOUT))

@@ -1,5 +1,6 @@
 """The `webhook` action: POST the event (or a body rendered from a sandboxed Jinja2 template) to a URL.
 
+`headers_env` names variables holding header values (an AWX or EDA token: `{Authorization: AWX_AUTH}`).
 Headers: `X-Stackwatch-Event-Id` (the message_id), `X-Stackwatch-Rule`, `Idempotency-Key: <rule>:<message_id>`
 and, with `secret_env`, `X-Stackwatch-Signature` (push/signing.py; the sending process reads the variable, the
 secret never enters the database). The body is fixed when the delivery is enqueued, so every retry sends
@@ -23,7 +24,7 @@ from stackwatch.switchboard.rules.actions.base import ActionContext, ActionError
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"x-stackwatch-event-id", "x-stackwatch-rule", "idempotency-key", "x-stackwatch-signature"}
-_OPTIONS = {"url", "secret_env", "max_attempts", "timeout", "headers", "template"}
+_OPTIONS = {"url", "secret_env", "max_attempts", "timeout", "headers", "headers_env", "template"}
 
 
 def event_body(event: Event) -> bytes:
@@ -74,13 +75,19 @@ class WebhookAction:
             raise ActionError(f"{where}.headers: must map header names to strings")
         if clash := sorted(k for k in headers if k.lower() in _RESERVED):
             raise ActionError(f"{where}.headers: {clash[0]} is set by stackwatch")
+        headers_env = options.get("headers_env") or {}
+        if not isinstance(headers_env, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) and _ENV_NAME.match(v) for k, v in headers_env.items()):
+            raise ActionError(f"{where}.headers_env: must map header names to environment variable names")
+        if clash := sorted(k for k in headers_env if k.lower() in _RESERVED):
+            raise ActionError(f"{where}.headers_env: {clash[0]} is set by stackwatch")
         template = options.get("template")
         if template is not None:
             if not isinstance(template, str):
                 raise ActionError(f"{where}.template: must be a string (a Jinja2 template of the body)")
             _template(template, where)
         return {"url": url, "secret_env": secret_env, "max_attempts": int(attempts), "timeout": float(timeout),
-                "headers": dict(headers), "template": template}
+                "headers": dict(headers), "headers_env": dict(headers_env), "template": template}
 
     def plan(self, rule: str, options: Mapping[str, Any], event: Event) -> Plan:
         if options.get("template"):
@@ -91,8 +98,8 @@ class WebhookAction:
             body = event_body(event)
         headers = {**options.get("headers", {}), "X-Stackwatch-Event-Id": event.message_id,
                    "X-Stackwatch-Rule": rule, "Idempotency-Key": f"{rule}:{event.message_id}"}
-        spec = {"url": options["url"], "headers": headers, "secret_env": options.get("secret_env"),
-                "timeout": options.get("timeout", DEFAULT_TIMEOUT)}
+        spec = {"url": options["url"], "headers": headers, "headers_env": options.get("headers_env") or {},
+                "secret_env": options.get("secret_env"), "timeout": options.get("timeout", DEFAULT_TIMEOUT)}
         return Plan(kind="webhook", spec=spec, target=mask_url(options["url"]), body=body)
 
     def sender(self, context: ActionContext) -> WebhookSender:
