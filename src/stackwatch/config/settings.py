@@ -120,8 +120,8 @@ class HandlersConfig(_Strict):
 class AutomationConfig(_Strict):
     """Automation rules' actions (switchboard/rules, docs/rules.md): how the dispatcher sends them."""
 
-    workers: int = Field(16, ge=1, le=256, description="actions carried out at once (threads)")
-    per_rule: int = Field(8, ge=1, le=256, description="actions of one rule in flight at once (fairness)")
+    workers: int = Field(32, ge=1, le=256, description="actions carried out at once (threads)")
+    per_rule: int = Field(16, ge=1, le=256, description="actions of one rule in flight at once (fairness)")
     max_fleeces: int = Field(2, ge=1, le=64, description="fleece actions at once; more wait in the outbox")
     poll_seconds: float = Field(0.5, gt=0, le=60, description="how often retries that came due are looked for")
     reload_seconds: float = Field(1.0, gt=0, le=3600, description="how often the rules file is checked for changes")

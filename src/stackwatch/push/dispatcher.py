@@ -14,6 +14,7 @@ connection error: a bug in one sender must not lose the delivery.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import Counter
@@ -58,6 +59,7 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{name}-send")
         self._lock = threading.Lock()
         self._inflight: dict[int, Delivery] = {}
+        self._finished: queue.SimpleQueue[tuple[Delivery, Outcome, datetime]] = queue.SimpleQueue()
         self._by_owner = Counter[tuple[str, str]]()
         self._by_kind = Counter[str]()
         self._wake = threading.Event()
@@ -84,6 +86,10 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=False)
+        try:
+            self._save_finished()
+        except Exception:  # noqa: BLE001 - their leases run out; they are sent again (same key)
+            log.warning("could not save the last outcomes", exc_info=True, extra={"dispatcher": self.name})
         for sender in self.senders.values():
             close = getattr(sender, "close", None)
             if close is not None:
@@ -91,13 +97,16 @@ class Dispatcher:
 
     @property
     def inflight(self) -> int:
+        """Deliveries claimed and not saved yet (being sent, or sent and waiting for the next pass)."""
         with self._lock:
             return len(self._inflight)
 
     # -- one pass -----------------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Claim what the free workers can take and submit it; returns how many were submitted."""
+        """Save finished outcomes, claim what the free workers can take and submit it; returns how many were
+        submitted."""
+        self._save_finished()
         now = time.monotonic()
         if now >= self._sweep_at:
             self._sweep_at = now + 10.0
@@ -125,6 +134,8 @@ class Dispatcher:
         return len(claimed)
 
     def _send(self, delivery: Delivery) -> None:
+        """On a worker thread: carry the delivery out and hand the outcome to the loop, which saves what the
+        workers finished since its last pass in one transaction (one commit per pass, not per delivery)."""
         started_at = datetime.now(UTC)
         start = time.monotonic()
         sender = self.senders.get(delivery.kind)
@@ -140,17 +151,31 @@ class Dispatcher:
         if not outcome.duration:
             outcome = Outcome(outcome.verdict, outcome.status, outcome.error, outcome.retry_after,
                               time.monotonic() - start)
+        self._finished.put((delivery, outcome, started_at))
+        self._wake.set()
+
+    def _save_finished(self) -> None:
+        """Save the outcomes the workers handed over, then free their slots."""
+        results = []
+        while True:
+            try:
+                results.append(self._finished.get_nowait())
+            except queue.Empty:
+                break
+        if not results:
+            return
         try:
-            self.outbox.complete(delivery, outcome, started_at)
-        except Exception:  # noqa: BLE001 - the lease runs out and the delivery is sent again (same key)
-            log.exception("could not save a delivery's outcome", extra={"delivery": delivery.id})
-        finally:
-            with self._lock:
+            self.outbox.complete_many(results)
+        except Exception:
+            for item in results:  # saved at the next pass; their leases keep them from being sent again
+                self._finished.put(item)
+            raise
+        with self._lock:
+            for delivery, outcome, _ in results:
                 self._inflight.pop(delivery.id, None)
                 self._by_owner[delivery.owner_key] -= 1
                 self._by_kind[delivery.kind] -= 1
                 self.sent[outcome.verdict] += 1
-            self._wake.set()
 
     def _run(self) -> None:
         failures = 0
@@ -172,11 +197,12 @@ class Dispatcher:
         tests and one-shot commands. True when it finished within `timeout`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            idle_before = not self.inflight
             submitted = self.run_once()
             if until is not None and until():
                 return True
-            if not submitted and not self.inflight and until is None:
-                return True
+            if until is None and not submitted and idle_before and not self.inflight:
+                return True  # nothing was due with every worker and owner free
             if not submitted:
                 self._wake.wait(0.05)
                 self._wake.clear()

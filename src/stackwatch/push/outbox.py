@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select, update
+from sqlalchemy import Engine, and_, bindparam, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -168,36 +168,39 @@ class Outbox:
     def claim(self, budget: ClaimBudget, *, sources: Sequence[str] = SOURCES,
               exclude_owners: Iterable[tuple[str, str]] = ()) -> list[Delivery]:
         """Lease and return due deliveries within `budget`: pending, due, not leased, first of their lane,
-        the earliest due first, spread over owners (a window of at most a few rows per owner is read, so one
-        owner's backlog cannot fill the claim)."""
+        the earliest due first, at most `owner_room` per owner (owners in `exclude_owners`, at their cap in
+        the caller, are not read at all, so one owner's backlog cannot fill the claim)."""
         if budget.limit <= 0:
             return []
         now = datetime.now(UTC)
         d = DeliveryRow
         excluded = set(exclude_owners)
-        # the first pending delivery of each lane: one grouped scan of the pending rows and a join on the
-        # primary key, cheap whatever the planner believes about the table (a correlated NOT EXISTS became a
-        # nested loop over every pending row pair when statistics were stale)
-        heads = (select(func.min(d.id).label("id")).where(d.state == "pending", d.source.in_(sources))
-                 .group_by(d.source, d.owner, d.lane).subquery())
-        rank = func.row_number().over(partition_by=(d.source, d.owner), order_by=(d.next_attempt_at, d.id))
-        due = (
-            select(d.id, d.source, d.owner, d.kind, d.next_attempt_at, rank.label("rank"))
-            .join(heads, heads.c.id == d.id)
-            .where(d.next_attempt_at <= now, (d.lease_until.is_(None)) | (d.lease_until < now))
-            .subquery()
-        )
-        per_owner = max(1, min(budget.limit, 8))
-        query = (select(due.c.id, due.c.source, due.c.owner, due.c.kind).where(due.c.rank <= per_owner)
-                 .order_by(due.c.next_attempt_at, due.c.id).limit(budget.limit * 4))
+        # 1. the earliest due rows (index ix_deliveries_due; a few times the limit, for lanes and caps)
+        query = (select(d.id, d.source, d.owner, d.lane, d.kind)
+                 .where(d.state == "pending", d.next_attempt_at <= now, d.source.in_(sources),
+                        (d.lease_until.is_(None)) | (d.lease_until < now))
+                 .order_by(d.next_attempt_at, d.id).limit(budget.limit * 4))
+        for source, owner in excluded:
+            query = query.where(~((d.source == source) & (d.owner == owner)))
         with self.engine.connect() as conn:
             candidates = conn.execute(query).all()
+            if not candidates:
+                return []
+            # 2. which of them head their lane: the first pending id of each candidate lane (ix_deliveries_lane)
+            lanes = sorted({(c.source, c.owner, c.lane) for c in candidates})
+            heads: set[int] = set()
+            for i in range(0, len(lanes), 300):
+                part = lanes[i:i + 300]
+                heads.update(conn.execute(
+                    select(func.min(d.id)).where(d.state == "pending",
+                                                 tuple_(d.source, d.owner, d.lane).in_(part))
+                    .group_by(d.source, d.owner, d.lane)).scalars())
         chosen: list[int] = []
         taken: dict[tuple[str, str], int] = {}
         kinds = dict(budget.kind_room)
-        for cid, source, owner, kind in candidates:
+        for cid, source, owner, _lane, kind in candidates:
             key = (source, owner)
-            if key in excluded or taken.get(key, 0) >= budget.owner_room(key):
+            if cid not in heads or taken.get(key, 0) >= budget.owner_room(key):
                 continue
             if kind in kinds:
                 if kinds[kind] <= 0:
@@ -230,38 +233,56 @@ class Outbox:
 
     def complete(self, delivery: Delivery, outcome: Outcome, started_at: datetime) -> str:
         """Record the attempt and move the delivery on by `outcome`; returns its new state."""
-        attempt = delivery.attempts + 1
+        return self.complete_many([(delivery, outcome, started_at)])[0]
+
+    def complete_many(self, results: Sequence[tuple[Delivery, Outcome, datetime]]) -> list[str]:
+        """`complete` for several deliveries in one transaction (the dispatcher saves what its workers finished
+        since its last pass at once); returns each one's new state."""
         now = datetime.now(UTC)
-        if outcome.ok:
-            state, next_at = "done", now
-        elif outcome.verdict == "final" or attempt >= delivery.max_attempts:
-            state, next_at = "dead", now
-        else:
-            wait = max(self.backoff.delay(attempt), outcome.retry_after or 0.0)
-            state, next_at = "pending", now + timedelta(seconds=wait)
-        error = outcome.error[:_ERROR_CHARS] if outcome.error else None
+        updates, attempts, states = [], [], []
+        for delivery, outcome, started_at in results:
+            attempt = delivery.attempts + 1
+            if outcome.ok:
+                state, next_at = "done", now
+            elif outcome.verdict == "final" or attempt >= delivery.max_attempts:
+                state, next_at = "dead", now
+            else:
+                wait = max(self.backoff.delay(attempt), outcome.retry_after or 0.0)
+                state, next_at = "pending", now + timedelta(seconds=wait)
+            error = outcome.error[:_ERROR_CHARS] if outcome.error else None
+            states.append(state)
+            updates.append({"b_id": delivery.id, "b_state": state, "b_attempts": attempt, "b_next": next_at,
+                            "b_status": outcome.status, "b_error": error})
+            attempts.append({"delivery_id": delivery.id, "attempt": attempt, "started_at": started_at,
+                             "duration_ms": round(outcome.duration * 1000, 3), "verdict": outcome.verdict,
+                             "status": outcome.status, "error": error, "worker": self.owner})
+            if state == "dead":
+                log.warning("delivery dead-lettered", extra={
+                    "delivery": delivery.id, "source": delivery.source, "owner": delivery.owner,
+                    "message_id": delivery.message_id, "kind": delivery.kind, "attempts": attempt,
+                    "status": outcome.status, "error": error})
+        if not updates:
+            return []
+        d = DeliveryRow
         with self.engine.begin() as conn:
-            moved = conn.execute(
-                update(DeliveryRow)
-                .where(DeliveryRow.id == delivery.id, DeliveryRow.lease_owner == self.owner,
-                       DeliveryRow.state == "pending")
-                .values(state=state, attempts=attempt, next_attempt_at=next_at, last_status=outcome.status,
-                        last_error=error, lease_owner=None, lease_until=None, updated_at=now)
-            ).rowcount
-            conn.execute(DeliveryAttemptRow.__table__.insert().values(
-                delivery_id=delivery.id, attempt=attempt, started_at=started_at,
-                duration_ms=round(outcome.duration * 1000, 3), verdict=outcome.verdict, status=outcome.status,
-                error=error, worker=self.owner))
-        if not moved:
-            log.warning("delivery lease lost before its outcome was saved; another process may send it again",
-                        extra={"delivery": delivery.id, "owner": delivery.owner, "verdict": outcome.verdict})
-            return delivery.state
-        if state == "dead":
-            log.warning("delivery dead-lettered", extra={
-                "delivery": delivery.id, "source": delivery.source, "owner": delivery.owner,
-                "message_id": delivery.message_id, "kind": delivery.kind, "attempts": attempt,
-                "status": outcome.status, "error": error})
-        return state
+            leased = set(conn.execute(select(d.id).where(d.id.in_([u["b_id"] for u in updates]),
+                                                         d.lease_owner == self.owner, d.state == "pending"))
+                         .scalars())
+            mine = [u for u in updates if u["b_id"] in leased]
+            if mine:
+                conn.execute(
+                    update(d).where(d.id == bindparam("b_id"), d.lease_owner == self.owner, d.state == "pending")
+                    .values(state=bindparam("b_state"), attempts=bindparam("b_attempts"),
+                            next_attempt_at=bindparam("b_next"), last_status=bindparam("b_status"),
+                            last_error=bindparam("b_error"), lease_owner=None, lease_until=None, updated_at=now)
+                    .execution_options(synchronize_session=False), mine)
+            conn.execute(DeliveryAttemptRow.__table__.insert(), attempts)
+        for delivery, outcome, _ in results:
+            if delivery.id not in leased:
+                log.warning("delivery lease lost before its outcome was saved; another process may send it "
+                            "again", extra={"delivery": delivery.id, "owner": delivery.owner,
+                                            "verdict": outcome.verdict})
+        return [s if r[0].id in leased else r[0].state for s, r in zip(states, results, strict=True)]
 
     def free_dead_leases(self) -> int:
         """Free the leases of processes of this host that no longer run (kill -9): their deliveries are due
