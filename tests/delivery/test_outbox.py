@@ -13,18 +13,9 @@ from stackwatch.push.dispatcher import Dispatcher
 from stackwatch.push.outbox import ClaimBudget, NewDelivery, Outbox
 from stackwatch.push.outcome import Outcome
 from stackwatch.push.webhook import WebhookSender
-from stackwatch.store.db import make_engine, upgrade
 from tests.delivery.receiver import Receiver
 
 FAST = Backoff(0.01, 0.05)
-
-
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _new(owner="r1", mid="m1", index=0, lane=None, kind="webhook", spec=None, **kw):

@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 
 from stackwatch.push.outbox import Outbox
-from stackwatch.store.db import make_engine, upgrade
 from stackwatch.switchboard.conditions import load_yaml
 from stackwatch.switchboard.rules.audit import RuleAudit
 from stackwatch.switchboard.rules.engine import RuleSet
@@ -103,14 +102,6 @@ rules:
     assert ruleset.matching(sample(VERSIONED_POWER_OFF)) == []
     matched, why = ruleset.explain(rule, sample(VERSIONED_POWER_OFF))
     assert not matched and "vm_poweroff" in why
-
-
-@pytest.fixture
-def engine(db_url):
-    engine = make_engine(db_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 THROTTLED = """

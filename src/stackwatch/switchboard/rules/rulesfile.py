@@ -9,8 +9,6 @@ ruamel.yaml (comments and order kept), are validated whole before writing, and r
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -18,6 +16,7 @@ from io import StringIO
 from pathlib import Path
 from typing import Any
 
+from stackwatch.config.edit import round_trip_yaml, write_private
 from stackwatch.config.settings import Settings
 from stackwatch.switchboard.conditions import WrittenFloat, WrittenInt, load_yaml
 from stackwatch.switchboard.rules.model import Rule, RuleError, parse_rule, parse_rules
@@ -101,11 +100,7 @@ class RulesSource:
 # -- edits ---------------------------------------------------------------------------------------------------
 
 def _yaml() -> Any:
-    from ruamel.yaml import YAML
-
-    yaml = YAML()
-    yaml.preserve_quotes = True
-    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml = round_trip_yaml()
     # numbers an operator wrote (`0123`) are written back as written, not as what YAML read them as
     yaml.representer.add_representer(WrittenInt, lambda r, v: r.represent_scalar("tag:yaml.org,2002:int", v.text))
     yaml.representer.add_representer(WrittenFloat,
@@ -128,16 +123,7 @@ def _write(path: Path, doc: Any) -> None:
     _yaml().dump(doc, buffer)
     text = buffer.getvalue()
     parse_rules(load_yaml(text), str(path))  # the whole file must stay valid
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rules-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, text)
 
 
 def add_rules(path: Path, specs: list[Mapping[str, Any]], replace: bool = False) -> list[Rule]:
