@@ -2,5 +2,5 @@
 pages for people (web timeline, offline `/docs` and `/redoc`).
 
 May import: stackwatch.config, stackwatch.events.model, stackwatch.store, stackwatch.inventory,
-stackwatch.fleece.reports.
+stackwatch.fleece.reports, stackwatch.switchboard.rules (automation rules), stackwatch.switchboard.routes.
 """

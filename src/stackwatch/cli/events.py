@@ -161,16 +161,27 @@ def show(
     provider: Annotated[str | None, typer.Option(help="provider name")] = None,
     format: FormatOpt = OutputFormat.json,
 ) -> None:
-    """One event with its whole payload."""
-    event = open_reader_for(settings()).get(message_id, provider)
+    """One event with its whole payload, the automation rules it matched and what each action answered."""
+    from stackwatch.switchboard.rules.manage import event_rules
+
+    store = open_store_for(settings())
+    event = store.get(message_id, provider)
     if event is None:
         err_console.print(f"[red]error:[/red] no event with message_id {message_id!r}")
         raise typer.Exit(1)
     doc = event.to_json_dict()
+    doc["rules"] = event_rules(store.engine, event.message_id, event.provider)
     if format is OutputFormat.json:
         print_json(doc)
     else:
-        print_table(None, ["field", "value"], [(k, v) for k, v in doc.items() if k != "payload"])
+        print_table(None, ["field", "value"], [(k, v) for k, v in doc.items() if k not in ("payload", "rules")])
+        print_table("rules matched", ["rule", "action", "target", "state", "attempts", "last answer"],
+                    [(m["rule"] + (" (throttled)" if m["throttled"] else ""), f"{a['action']} {a['kind']}",
+                      a["target"], a["state"], a["attempts"],
+                      " ".join(str(x) for x in (a["last_status"], a["last_error"]) if x) or None)
+                     for m in doc["rules"] for a in (m["actions"] or [{"action": "-", "kind": "", "target": None,
+                                                                      "state": None, "attempts": None,
+                                                                      "last_status": None, "last_error": None}])])
 
 
 @app.command()

@@ -27,11 +27,30 @@ from stackwatch.config.settings import (
 )
 
 
-def _yaml() -> YAML:
+def round_trip_yaml() -> YAML:
+    """ruamel.yaml set up to rewrite an operator's file as they wrote it (the configuration, the rules file)."""
     yaml = YAML()
     yaml.preserve_quotes = True
     yaml.indent(mapping=2, sequence=4, offset=2)
     return yaml
+
+
+_yaml = round_trip_yaml
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically (a reader sees the old file or the new one, never half), mode
+    0600: configuration and rules may name broker URLs or webhook URLs that are secrets themselves."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".stackwatch-", suffix=".yaml")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -69,16 +88,7 @@ def _validate_and_write(path: Path, doc: Any) -> Settings:
         settings = Settings.model_validate(pyyaml.safe_load(text) or {})
     except ValidationError as exc:
         raise ConfigError(_format_validation_error(str(path), exc)) from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".stackwatch-", suffix=".yaml")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private(path, text)
     return settings
 
 

@@ -117,6 +117,16 @@ class HandlersConfig(_Strict):
     )
 
 
+class AutomationConfig(_Strict):
+    """Automation rules' actions (switchboard/rules, docs/rules.md): how the dispatcher sends them."""
+
+    workers: int = Field(32, ge=1, le=256, description="actions carried out at once (threads)")
+    per_rule: int = Field(16, ge=1, le=256, description="actions of one rule in flight at once (fairness)")
+    max_fleeces: int = Field(2, ge=1, le=64, description="fleece actions at once; more wait in the outbox")
+    poll_seconds: float = Field(0.5, gt=0, le=60, description="how often retries that came due are looked for")
+    reload_seconds: float = Field(1.0, gt=0, le=3600, description="how often the rules file is checked for changes")
+
+
 class Settings(_Strict):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     database: str | None = None
@@ -129,6 +139,8 @@ class Settings(_Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     handlers: HandlersConfig = Field(default_factory=HandlersConfig)
     providers: list[ProviderConfig] = Field(default_factory=list)
+    rules: Path | None = Field(None, description="automation rules file (docs/rules.md); default <data_dir>/rules.yaml")
+    automation: AutomationConfig = Field(default_factory=AutomationConfig)
 
     @field_validator("providers")
     @classmethod
@@ -203,6 +215,8 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         if not isinstance(loaded, dict):
             raise ConfigError(f"configuration {path} must be a mapping at the top level")
         raw = loaded
+    if path and isinstance(raw.get("rules"), str) and not Path(raw["rules"]).expanduser().is_absolute():
+        raw["rules"] = str(Path(path).parent / raw["rules"])  # relative to the configuration's folder
     if os.environ.get(ENV_DATA_DIR):
         raw["data_dir"] = os.environ[ENV_DATA_DIR]
     if os.environ.get(ENV_DATABASE_URL):
