@@ -117,6 +117,17 @@ class HandlersConfig(_Strict):
     )
 
 
+class PushConfig(_Strict):
+    """Push subscriptions (docs/push.md)."""
+
+    project_queues: bool = Field(False, description="post every event to the Zaqar queue `stackwatch-events` of "
+                                                    "its own project (no subscription needed)")
+    allow_private_destinations: bool = Field(
+        False, description="let subscriptions a project's user creates through the API deliver to loopback and "
+                           "private addresses (admins always may)")
+    reload_seconds: float = Field(2.0, gt=0, le=300, description="how often the push handler re-reads subscriptions")
+
+
 class Settings(_Strict):
     data_dir: Path = Field(default_factory=lambda: default_data_dir())
     database: str | None = None
@@ -128,6 +139,7 @@ class Settings(_Strict):
     )
     api: ApiConfig = Field(default_factory=ApiConfig)
     handlers: HandlersConfig = Field(default_factory=HandlersConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
     providers: list[ProviderConfig] = Field(default_factory=list)
 
     @field_validator("providers")
