@@ -153,7 +153,7 @@ def show(name: Annotated[str, typer.Argument(help="subscription name")], format:
 @app.command("remove")
 @_push_errors
 def remove(name: Annotated[str, typer.Argument(help="subscription name")]) -> None:
-    """Stop delivering to this subscription (its pending deliveries are dropped with it)."""
+    """Stop delivering to this subscription (what it still had pending ends as "subscription removed")."""
     from stackwatch.push.subscriptions import SubscriptionStore
 
     store = open_store_for(settings())
@@ -165,6 +165,23 @@ def remove(name: Annotated[str, typer.Argument(help="subscription name")]) -> No
         err_console.print(f"[red]error:[/red] no subscription named {name!r}")
         raise typer.Exit(1)
     console.print(f"removed subscription [bold]{name}[/bold]", highlight=False)
+
+
+@app.command("retry")
+@_push_errors
+def retry(name: Annotated[str, typer.Argument(help="subscription name")]) -> None:
+    """Send the subscription's dead letters again (each gets its max attempts anew); serve sends them."""
+    from stackwatch.push.report import retry_dead
+
+    store = open_store_for(settings())
+    try:
+        count = retry_dead(store.engine, name)
+    finally:
+        store.dispose()
+    if count < 0:
+        err_console.print(f"[red]error:[/red] no subscription named {name!r}")
+        raise typer.Exit(1)
+    console.print(f"{count} dead deliveries of [bold]{name}[/bold] queued again", highlight=False)
 
 
 @app.command("test")

@@ -9,6 +9,7 @@ without a restart, and the CLI works whether `serve` runs or not. Secrets never 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,11 @@ class Subscription:
     created_at: datetime | None = None
     destination_encrypted: str | None = field(default=None, repr=False)
     secret_encrypted: str | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def destination_kind(self) -> str:
+        """webhook, amqp or zaqar (from the masked form: the scheme is never masked)."""
+        return parse_destination(self.destination).kind
 
     def target(self) -> Destination:
         """The destination with its credentials (decrypted here, in the delivering process)."""
