@@ -1,5 +1,5 @@
-"""Push (planned, DESIGN.md section 7): subscriptions and delivery of filtered events (webhook, WebSocket,
-AMQP, Zaqar). Nothing is here yet and nothing imports this package.
+"""Push and delivery: signing, one webhook POST and its outcome, the persisted outbox of deliveries and the
+dispatcher that sends them (used by automation rules' actions and, later, push subscriptions).
 
-May import: stackwatch.events.model, stackwatch.store, stackwatch.config.
+May import: stackwatch.events.model, stackwatch.store, stackwatch.config, stackwatch.backoff, stackwatch.masking.
 """

@@ -159,7 +159,7 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _dead_local_owner(owner: str | None) -> bool:
+def dead_local_owner(owner: str | None) -> bool:
     """Whether `owner` ("host:pid") is a process of this host that no longer runs."""
     host, _, pid = (owner or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
@@ -198,7 +198,7 @@ class HandlerPositions:
                 return StreamPosition(row.txid, row.event_id)
             held = session.execute(select(HandlerPositionRow.owner).where(*key)).first()
             if held is not None:
-                if not _dead_local_owner(held.owner):
+                if not dead_local_owner(held.owner):
                     return None  # held by another process whose lease has not run out
                 # its process on this host is gone (kill -9, OOM): no need to wait for the lease to run out
                 taken = session.execute(
