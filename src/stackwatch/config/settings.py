@@ -126,8 +126,8 @@ class PushConfig(_Strict):
         False, description="let subscriptions a project's user creates through the API deliver to loopback and "
                            "private addresses (admins always may)")
     reload_seconds: float = Field(2.0, gt=0, le=300, description="how often the push handler re-reads subscriptions")
-    workers: int = Field(16, ge=1, le=256, description="deliveries sent at once")
-    per_subscription: int = Field(2, ge=1, le=64, description="deliveries of one subscription in flight at once, "
+    workers: int = Field(32, ge=1, le=256, description="deliveries sent at once")
+    per_subscription: int = Field(4, ge=1, le=64, description="deliveries of one subscription in flight at once, "
                                                                "so a dead subscriber cannot take every worker")
     timeout_seconds: float = Field(10.0, gt=0, le=120, description="a destination's answer is awaited this long")
 
