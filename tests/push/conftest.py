@@ -40,8 +40,9 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 def subscribe(engine, name: str, to: str, project: str | None = "proj-a", **kw: Any) -> None:  # noqa: ANN001
     events = kw.pop("events", None)
     refs = kw.pop("refs", None)
+    provider = kw.pop("provider", PROVIDER)
     scope = Scope(project) if project else Scope(all_projects=True)
-    SubscriptionStore(engine).add(new_subscription(name, PROVIDER, scope, EventFilter.build(events, None, refs), to,
+    SubscriptionStore(engine).add(new_subscription(name, provider, scope, EventFilter.build(events, None, refs), to,
                                                    **kw))
 
 

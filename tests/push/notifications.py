@@ -12,7 +12,7 @@ TYPES = ("compute.instance.power_on.end", "compute.instance.power_off.end", "com
 def body(i: int, project: str, vm: str) -> dict:
     return {
         "message_id": str(uuid.uuid4()), "event_type": TYPES[i % len(TYPES)], "publisher_id": "compute.host1",
-        "timestamp": "2026-12-07 23:00:00.%06d" % (i % 1_000_000), "priority": "INFO",
+        "timestamp": f"2026-12-07 23:00:00.{i % 1_000_000:06d}", "priority": "INFO",
         "_context_project_id": project, "_context_request_id": f"req-{i}",
         "payload": {"instance_id": vm, "tenant_id": project, "state": "active", "seq": i},
     }
