@@ -4,7 +4,9 @@ Query: `events` (globs, repeatable), `group`, `vm`, `host` (and any ref as `NAME
 (admins; a non-admin is always scoped to its own project and naming another is refused), `last_event_id`.
 Each message is `{"id": CURSOR, "event": {canonical event}}`; CURSOR is opaque (every provider's stream
 position), and a client that reconnects with `last_event_id=CURSOR` gets every matching event stored after the
-one it last received, none twice. Without it the stream starts at the head (what is stored from now on).
+one it last received, none twice. Without it the stream starts at the head (what is stored from now on). The
+first message, `{"id": CURSOR, "event": null}`, says where the stream starts: a client that loses the
+connection before any event arrives resumes from there without a gap.
 
 The scope and filter are the subscriptions' own (`push/filters.py`), applied to every event before it is sent,
 so a query can narrow what a caller sees and never widen it. Close codes: 4400 bad query or cursor, 4401/4403
@@ -79,6 +81,19 @@ def _providers(websocket: WebSocket, stream: EventStream, wanted: str | None) ->
         return sorted(conn.execute(select(distinct(EventRow.provider))).scalars())
 
 
+async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Accept, then close with `code`: a client sees the code and reason (a refusal before accepting is a bare
+    HTTP 403 to it)."""
+    await websocket.accept()
+    await websocket.close(code=code, reason=reason[:120])
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends until it goes away, so an idle stream notices a disconnect."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
 @router.websocket("/api/v1/stream")
 async def stream_events(websocket: WebSocket) -> None:
     params = websocket.query_params
@@ -86,22 +101,24 @@ async def stream_events(websocket: WebSocket) -> None:
         caller = current_caller(websocket)  # type: ignore[arg-type] - reads only headers and app state
         scope = _scope(caller, params.get("project"))
     except HTTPException as exc:
-        await websocket.close(code=4401 if exc.status_code == 401 else 4403, reason=str(exc.detail)[:120])
+        await _refuse(websocket, 4401 if exc.status_code == 401 else 4403, str(exc.detail))
         return
     try:
         flt = _filter(params)
         resume = decode_cursor(params["last_event_id"]) if params.get("last_event_id") else {}
     except StreamQueryError as exc:
-        await websocket.close(code=4400, reason=str(exc)[:120])
+        await _refuse(websocket, 4400, str(exc))
         return
     await websocket.accept()
     stream = EventStream(websocket.app.state.store.engine)
     providers = await run_in_threadpool(_providers, websocket, stream, params.get("provider"))
     head = await run_in_threadpool(stream.head) if set(providers) - set(resume) else None
     positions = {p: resume.get(p, head) for p in providers}
+    closed = asyncio.create_task(_until_closed(websocket))
     try:
-        while True:
-            sent_any = False
+        await websocket.send_bytes(orjson.dumps({"id": encode_cursor(positions), "event": None}))
+        while not closed.done():
+            full = False
             for provider in providers:
                 items = await run_in_threadpool(stream.read, provider, positions[provider], BATCH)
                 for item in items:
@@ -109,8 +126,10 @@ async def stream_events(websocket: WebSocket) -> None:
                     if selects(scope, flt, item.event):
                         await websocket.send_bytes(orjson.dumps(
                             {"id": encode_cursor(positions), "event": item.event.to_json_dict()}))
-                sent_any |= len(items) == BATCH
-            if not sent_any:
-                await asyncio.sleep(POLL_SECONDS)
+                full |= len(items) == BATCH
+            if not full:
+                await asyncio.wait({closed}, timeout=POLL_SECONDS)
     except (WebSocketDisconnect, RuntimeError):
-        return
+        pass
+    finally:
+        closed.cancel()
