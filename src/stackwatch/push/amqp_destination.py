@@ -47,6 +47,7 @@ class AmqpDestinations:
                     params = pika.URLParameters(destination.url.split("?", 1)[0])
                     params.socket_timeout = params.blocked_connection_timeout = CONNECT_TIMEOUT
                     params.connection_attempts = 1
+                    params.heartbeat = 0  # an idle publisher between events must not be dropped for silence
                     link[0] = pika.BlockingConnection(params)
                     link[1] = None
                 if link[1] is None or not link[1].is_open:
