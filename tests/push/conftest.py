@@ -3,7 +3,6 @@ events, and a real HTTP receiver (tests/delivery/receiver.py)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +13,9 @@ from stackwatch.config.settings import Settings
 from stackwatch.events.model import Event
 from stackwatch.push.filters import EventFilter, Scope
 from stackwatch.push.handler import build
+from stackwatch.push.report import subscription_report
 from stackwatch.push.subscriptions import SubscriptionStore, new_subscription
+from tests.amqp.conftest import wait_for as amqp_wait_for
 
 PROVIDER = "lab"
 
@@ -27,14 +28,12 @@ def make_event(i: int, project: str | None, event_type: str = "compute.instance.
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    return amqp_wait_for(condition, timeout, interval, what)
+
+
+def delivered(engine, name: str, state: str = "done") -> int:  # noqa: ANN001
+    """How many of subscription `name`'s deliveries are in `state` (done, pending, dead)."""
+    return subscription_report(engine, name)["deliveries"][state]
 
 
 def subscribe(engine, name: str, to: str, project: str | None = "proj-a", **kw: Any) -> None:  # noqa: ANN001

@@ -12,7 +12,7 @@ from stackwatch.push.report import retry_dead, subscription_report
 from stackwatch.push.signing import verify
 from stackwatch.push.subscriptions import SubscriptionStore
 from tests.delivery.receiver import Receiver
-from tests.push.conftest import make_event, subscribe, wait_for
+from tests.push.conftest import delivered, make_event, subscribe, wait_for
 
 SECRET = "s3cr3t-for-push"
 
@@ -24,7 +24,7 @@ def test_500_twice_then_200_is_delivered_signed(push, monkeypatch):
         subscribe(store.engine, "a-hook", rx.url, secret_env="PUSH_TEST_SECRET")
         event = make_event(1, "proj-a", vm="vm-1")
         handler.handle([event])
-        wait_for(lambda: subscription_report(store.engine, "a-hook")["deliveries"]["done"] == 1, 20, "delivered")
+        wait_for(lambda: delivered(store.engine, "a-hook") == 1, 20, "delivered")
         assert len(rx.requests) == 3
         assert {r.headers["x-stackwatch-event-id"] for r in rx.requests} == {event.message_id}
         assert {r.headers["x-stackwatch-subscription"] for r in rx.requests} == {"a-hook"}
@@ -49,7 +49,7 @@ def test_never_recovering_is_dead_lettered_then_retried(push):
         assert len(rx.requests) == 3
         rx.default = 200
         assert retry_dead(store.engine, "dead-hook") == 1
-        wait_for(lambda: subscription_report(store.engine, "dead-hook")["deliveries"]["done"] == 1, 20, "re-sent")
+        wait_for(lambda: delivered(store.engine, "dead-hook") == 1, 20, "re-sent")
         assert len(rx.requests) == 4
 
 
@@ -58,9 +58,9 @@ def test_a_4xx_is_final_at_once(push):
     with Receiver(default=410) as rx:
         subscribe(store.engine, "gone-hook", rx.url)
         handler.handle([make_event(3, "proj-a")])
-        report = wait_for(lambda: (r := subscription_report(store.engine, "gone-hook"))["deliveries"]["dead"] and r,
-                          20, "dead letter")
-        assert report["dead"][0]["attempts"] == 1 and report["dead"][0]["last_status"] == 410
+        wait_for(lambda: delivered(store.engine, "gone-hook", "dead"), 20, "dead letter")
+    [dead] = subscription_report(store.engine, "gone-hook")["dead"]
+    assert dead["attempts"] == 1 and dead["last_status"] == 410 and len(rx.requests) == 1
 
 
 def test_order_per_vm_and_scope(push):
@@ -87,7 +87,7 @@ def test_handling_a_batch_twice_delivers_once(push):
         events = [make_event(i, "proj-a") for i in range(5)]
         handler.handle(events)
         handler.handle(events)  # the stage replays the batch in flight after a crash
-        wait_for(lambda: subscription_report(store.engine, "once-hook")["deliveries"]["done"] == 5, 20, "delivered")
+        wait_for(lambda: delivered(store.engine, "once-hook") == 5, 20, "delivered")
         assert len(rx.requests) == 5
 
 
