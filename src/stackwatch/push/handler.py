@@ -25,8 +25,9 @@ from stackwatch.push.catalog import SubscriptionCatalog
 from stackwatch.push.dispatcher import Dispatcher
 from stackwatch.push.filters import selects
 from stackwatch.push.outbox import NewDelivery, Outbox
-from stackwatch.push.sender import KINDS, PushSender
+from stackwatch.push.sender import KINDS, PROJECT_QUEUE_KIND, PushSender
 from stackwatch.push.subscriptions import SubscriptionStore
+from stackwatch.push.zaqar import PROJECT_QUEUE, ZaqarDestinations
 from stackwatch.switchboard.plugins import HandlerContext, HandlerPlugin
 
 log = logging.getLogger(__name__)
@@ -41,10 +42,12 @@ def lane_of(event: Event) -> str:
 class PushHandler:
     name = "push"
 
-    def __init__(self, catalog: SubscriptionCatalog, outbox: Outbox, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(self, catalog: SubscriptionCatalog, outbox: Outbox, dispatcher: Dispatcher | None = None, *,
+                 project_queues: bool = False) -> None:
         self.catalog = catalog
         self.outbox = outbox
         self.dispatcher = dispatcher
+        self.project_queues = project_queues
         self.enqueued = 0
 
     def deliveries(self, events: Sequence[Event]) -> list[NewDelivery]:
@@ -60,6 +63,15 @@ class PushHandler:
                     source=SOURCE, owner=sub.name, action_index=0, message_id=event.message_id,
                     lane=lane_of(event), kind=KINDS[sub.destination_kind], spec={"subscription": sub.name},
                     body=body, target=sub.destination, provider=event.provider, max_attempts=sub.max_attempts,
+                ))
+            if self.project_queues and event.project_id:
+                # the "no subscription" mode: every event to its own project's queue, for Zaqar's subscribers
+                items.append(NewDelivery(
+                    source=SOURCE, owner=f"project-queue:{event.project_id}", action_index=0,
+                    message_id=event.message_id, lane=lane_of(event), kind=PROJECT_QUEUE_KIND,
+                    spec={"project": event.project_id, "queue": PROJECT_QUEUE},
+                    body=body or orjson.dumps(event.to_json_dict()), target=f"zaqar:{PROJECT_QUEUE}",
+                    provider=event.provider,
                 ))
         return items
 
@@ -80,12 +92,14 @@ def build(engine, settings, *, start: bool = True) -> PushHandler:  # noqa: ANN0
     cfg = settings.push
     catalog = SubscriptionCatalog(SubscriptionStore(engine), cfg.reload_seconds)
     outbox = Outbox(engine)
-    sender = PushSender(catalog, allow_private=cfg.allow_private_destinations, timeout=cfg.timeout_seconds)
-    dispatcher = Dispatcher(outbox, {kind: sender for kind in KINDS.values()}, sources=(SOURCE,),
+    sender = PushSender(catalog, allow_private=cfg.allow_private_destinations, timeout=cfg.timeout_seconds,
+                        zaqar=ZaqarDestinations(settings, cfg.timeout_seconds))
+    kinds = [*KINDS.values(), PROJECT_QUEUE_KIND]
+    dispatcher = Dispatcher(outbox, dict.fromkeys(kinds, sender), sources=(SOURCE,),
                             workers=cfg.workers, per_owner=cfg.per_subscription, poll_seconds=0.2, name="push")
     if start:
         dispatcher.start()
-    return PushHandler(catalog, outbox, dispatcher)
+    return PushHandler(catalog, outbox, dispatcher, project_queues=cfg.project_queues)
 
 
 def plugin(context: HandlerContext) -> HandlerPlugin | None:

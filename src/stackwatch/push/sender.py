@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 #: outbox kinds of subscription deliveries, by destination kind (distinct from the rules' own kinds)
 KINDS: dict[str, str] = {"webhook": "push.webhook", "amqp": "push.amqp", "zaqar": "push.zaqar"}
+#: the project queues mode's deliveries (push.project_queues): spec {"project": ID, "queue": NAME}
+PROJECT_QUEUE_KIND = "push.project_queue"
 EVENT_ID_HEADER = "X-Stackwatch-Event-Id"
 SUBSCRIPTION_HEADER = "X-Stackwatch-Subscription"
 
@@ -57,6 +59,11 @@ class PushSender:
         self.zaqar = zaqar
 
     def __call__(self, delivery: Delivery) -> Outcome:
+        if delivery.kind == PROJECT_QUEUE_KIND:
+            if self.zaqar is None:
+                return Outcome("retry", error="no Zaqar client in this process")
+            return self.zaqar.post_to(delivery.provider or "", delivery.spec["project"], delivery.spec["queue"],
+                                      delivery.body or b"")
         sub = self.catalog.get(delivery.owner)
         if sub is None:
             return Outcome("final", error="subscription removed")
@@ -85,7 +92,7 @@ class PushSender:
         if target.kind == "amqp":
             return self.amqp.publish(target, body, headers, sub.ttl_seconds)
         if self.zaqar is None:
-            return Outcome("retry", error="no Zaqar client in this process (the provider has no cloud configured)")
+            return Outcome("retry", error="no Zaqar client in this process")
         return self.zaqar.post(sub, target, body, headers)
 
     def close(self) -> None:
