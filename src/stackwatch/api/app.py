@@ -17,6 +17,9 @@ from sqlalchemy import text
 
 from stackwatch import __version__
 from stackwatch.api import fleece, handlers, inventory, rules, web
+from stackwatch.api import fleece, handlers, inventory, web
+from stackwatch.api import stream as push_stream
+from stackwatch.api import subscriptions as push_subscriptions
 from stackwatch.config.settings import Settings
 from stackwatch.events.model import GROUPS
 from stackwatch.inventory.timeline import AmbiguousReference, resolve_vm, vm_changes
@@ -118,4 +121,6 @@ def create_app(settings: Settings, store: EventStore) -> FastAPI:
     app.include_router(fleece.router)
     app.include_router(handlers.router)
     app.include_router(rules.router)
+    app.include_router(push_subscriptions.router)
+    app.include_router(push_stream.router)
     return app

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "worker": ("stackwatch.cli.worker", "app", "Run one part of stackwatch as its own process."),
     "devcloud": ("stackwatch.cli.devcloud", "app", "A real OpenStack on 127.0.0.1, to try and to test."),
     "rules": ("stackwatch.cli.rules", "app", "Automation rules: list, add, test, runs, retry."),
+    "subscription": ("stackwatch.cli.subscription", "app", "Push subscriptions: webhooks, AMQP, Zaqar."),
 }
 
 

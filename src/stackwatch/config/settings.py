@@ -125,6 +125,19 @@ class AutomationConfig(_Strict):
     max_fleeces: int = Field(2, ge=1, le=64, description="fleece actions at once; more wait in the outbox")
     poll_seconds: float = Field(0.5, gt=0, le=60, description="how often retries that came due are looked for")
     reload_seconds: float = Field(1.0, gt=0, le=3600, description="how often the rules file is checked for changes")
+class PushConfig(_Strict):
+    """Push subscriptions (docs/push.md)."""
+
+    project_queues: bool = Field(False, description="post every event to the Zaqar queue `stackwatch-events` of "
+                                                    "its own project (no subscription needed)")
+    allow_private_destinations: bool = Field(
+        False, description="let subscriptions a project's user creates through the API deliver to loopback and "
+                           "private addresses (admins always may)")
+    reload_seconds: float = Field(2.0, gt=0, le=300, description="how often the push handler re-reads subscriptions")
+    workers: int = Field(32, ge=1, le=256, description="deliveries sent at once")
+    per_subscription: int = Field(4, ge=1, le=64, description="deliveries of one subscription in flight at once, "
+                                                               "so a dead subscriber cannot take every worker")
+    timeout_seconds: float = Field(10.0, gt=0, le=120, description="a destination's answer is awaited this long")
 
 
 class Settings(_Strict):
@@ -138,6 +151,7 @@ class Settings(_Strict):
     )
     api: ApiConfig = Field(default_factory=ApiConfig)
     handlers: HandlersConfig = Field(default_factory=HandlersConfig)
+    push: PushConfig = Field(default_factory=PushConfig)
     providers: list[ProviderConfig] = Field(default_factory=list)
     rules: Path | None = Field(None, description="automation rules file (docs/rules.md); default <data_dir>/rules.yaml")
     automation: AutomationConfig = Field(default_factory=AutomationConfig)
