@@ -29,6 +29,7 @@ from stackwatch.events.model import (
 from stackwatch.store.errors import as_store_error
 from stackwatch.store.inserts import add_collapsed, copy_insert_pg, insert_sqlite
 from stackwatch.store.models import EventRow, MonitorCursorRow, QuarantineRow
+from stackwatch.store.scope import restrict
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class EventQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
+    projects: tuple[str, ...] | None = None  # the caller's visible projects (store/scope.py); None: all
 
 
 def glob_to_like(pattern: str) -> str:
@@ -216,7 +218,7 @@ class EventStore:
     # -- reads ------------------------------------------------------------------------------------------
     def query(self, q: EventQuery) -> list[Event]:
         """Events matching `q`: the latest `limit` of them, in chronological order."""
-        stmt = select(EventRow)
+        stmt = restrict(select(EventRow), EventRow.project_id, q.projects)
         if q.provider:
             stmt = stmt.where(EventRow.provider == q.provider)
         if q.vm:
@@ -241,8 +243,11 @@ class EventStore:
             rows = session.scalars(stmt).all()
         return [_row_to_event(row) for row in reversed(rows)]
 
-    def get(self, message_id: str, provider: str | None = None) -> Event | None:
-        stmt = select(EventRow).where(EventRow.message_id == message_id)
+    def get(
+        self, message_id: str, provider: str | None = None, projects: tuple[str, ...] | None = None
+    ) -> Event | None:
+        """One event by message id; `projects` restricts it as EventQuery.projects does (None: any)."""
+        stmt = restrict(select(EventRow).where(EventRow.message_id == message_id), EventRow.project_id, projects)
         if provider:
             stmt = stmt.where(EventRow.provider == provider)
         with Session(self.engine) as session:
