@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from stackwatch import __version__
-from stackwatch.api import fleece, handlers, inventory, web
+from stackwatch.api import fleece, handlers, inventory, observability, web
 from stackwatch.api.identity import Caller, admin_caller, current_caller
 from stackwatch.config.settings import Settings
 from stackwatch.events.model import GROUPS
@@ -129,4 +129,5 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
     app.include_router(inventory.router)
     app.include_router(fleece.router)
     app.include_router(handlers.router)
+    app.include_router(observability.router)
     return app

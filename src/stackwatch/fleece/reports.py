@@ -15,6 +15,7 @@ from sqlalchemy import Engine, and_, false, or_, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from stackwatch import metrics
 from stackwatch.fleece.models import FleeceReportRow
 from stackwatch.store.errors import StoreError, StoreUnavailable
 
@@ -110,9 +111,11 @@ class FleeceReports:
             with Session(self.engine) as session, session.begin():
                 session.add(row)
                 session.flush()
-                return row.id
+                report_id = row.id
         except SQLAlchemyError as exc:
             raise _wrap(exc) from exc
+        metrics.record_fleece(provider, io.get("bytes_read"), io.get("seconds"))
+        return report_id
 
     def list(
         self,
