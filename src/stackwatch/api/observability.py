@@ -1,6 +1,6 @@
 """`/metrics` (Prometheus text, admins) and `/readyz` (database reachable, each provider's monitor).
 
-Counters come from every stackwatch process through stackwatch.metrics (multiprocess files); the monitor lag
+Counters come from every stackwatch process through stackwatch.selfmetrics (multiprocess files); the monitor lag
 (now - newest stored event time, per configured provider) is read from the store at scrape time: one indexed
 `max(sort_time)` per provider, the same cost whatever the table holds.
 """
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select, text
 
-from stackwatch import metrics
+from stackwatch import selfmetrics
 from stackwatch.api.identity import admin_caller
 from stackwatch.store.models import EventRow
 
@@ -50,7 +50,7 @@ def _lag_lines(newest: dict[str, float | None], now: float) -> bytes:
 @router.get("/metrics", dependencies=[Depends(admin_caller)], response_class=Response,
             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
 def prometheus(request: Request) -> Response:
-    body, content_type = metrics.exposition()
+    body, content_type = selfmetrics.exposition()
     body += _lag_lines(newest_events(request), time.time())
     return Response(body, media_type=content_type)
 

@@ -50,9 +50,9 @@ def serve(
     if refusal:
         err_console.print(f"[red]error:[/red] {refusal}", highlight=False)
         raise typer.Exit(2)
-    from stackwatch import metrics
+    from stackwatch import selfmetrics
 
-    metrics.configure(cfg.data_dir)  # before anything counts: catchers and their children share the files
+    selfmetrics.configure(cfg.data_dir)  # before anything counts: catchers and their children share the files
     store = open_store_for(cfg, long_running=catchers)
     try:
         engine = EventEngine.start(cfg, store, catchers=catchers)

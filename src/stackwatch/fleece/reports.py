@@ -15,7 +15,7 @@ from sqlalchemy import Engine, and_, false, or_, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from stackwatch import metrics
+from stackwatch import selfmetrics
 from stackwatch.fleece.models import FleeceReportRow
 from stackwatch.store.errors import StoreError, StoreUnavailable
 
@@ -114,7 +114,7 @@ class FleeceReports:
                 report_id = row.id
         except SQLAlchemyError as exc:
             raise _wrap(exc) from exc
-        metrics.record_fleece(provider, io.get("bytes_read"), io.get("seconds"))
+        selfmetrics.record_fleece(provider, io.get("bytes_read"), io.get("seconds"))
         return report_id
 
     def list(

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from stackwatch import metrics
+from stackwatch import selfmetrics
 from stackwatch.inventory.kinds import KINDS, Kind, kind_named
 from stackwatch.inventory.models import InventoryChangeRow, InventoryItemRow, InventoryRefreshRow
 
@@ -260,7 +260,7 @@ def _finish_run(engine: Engine, refresh_id: int, result: RefreshResult, calls: i
             if not r.skipped
         }
         run.notes = result.notes or None
-    metrics.record_refresh(result.provider, result.mode, result.api_calls, result.seconds)
+    selfmetrics.record_refresh(result.provider, result.mode, result.api_calls, result.seconds)
     return result
 
 

@@ -1,7 +1,9 @@
 """The app's authenticator: a request's credentials -> a `Caller`, or 401 (none / invalid) / 403 (no usable role).
 
-Credentials are read from `Authorization: Bearer TOKEN` or `X-Auth-Token: TOKEN`; a browser's WebSocket cannot
-set headers, so a WebSocket may instead offer the subprotocol `bearer.TOKEN` (the console does). Local tokens
+Credentials are read from `Authorization: Bearer TOKEN` or `X-Auth-Token: TOKEN`. A browser's WebSocket cannot
+set headers, so a WebSocket handshake may instead carry the console's `stackwatch_token` cookie (set by the
+login page, SameSite=Strict), accepted only when the handshake's Origin is this server (no cross-site
+WebSocket hijacking); plain HTTP routes never read the cookie, so they need no CSRF defence. Local tokens
 (`sw_...`) are checked in the store, anything else by Keystone when it is configured.
 """
 
@@ -19,7 +21,7 @@ from stackwatch.config.settings import ApiAuthConfig
 
 log = logging.getLogger(__name__)
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="stackwatch"'}
-WS_PROTOCOL_PREFIX = "bearer."
+COOKIE = "stackwatch_token"
 
 
 def presented_token(conn: HTTPConnection) -> str | None:
@@ -30,12 +32,15 @@ def presented_token(conn: HTTPConnection) -> str | None:
         return value.strip()
     if conn.headers.get("x-auth-token"):
         return conn.headers["x-auth-token"].strip()
-    if conn.scope.get("type") == "websocket":
-        for proto in conn.headers.get("sec-websocket-protocol", "").split(","):
-            proto = proto.strip()
-            if proto.startswith(WS_PROTOCOL_PREFIX) and len(proto) > len(WS_PROTOCOL_PREFIX):
-                return proto[len(WS_PROTOCOL_PREFIX):]
+    if conn.scope.get("type") == "websocket" and conn.cookies.get(COOKIE) and _same_origin(conn):
+        return conn.cookies[COOKIE]
     return None
+
+
+def _same_origin(conn: HTTPConnection) -> bool:
+    """Whether a WebSocket handshake comes from a page of this server (its Origin names the Host it asks)."""
+    origin, host = conn.headers.get("origin", ""), conn.headers.get("host", "")
+    return bool(host) and origin.split("://", 1)[-1].rstrip("/") == host
 
 
 def unauthorized(detail: str) -> HTTPException:
