@@ -136,6 +136,7 @@ class TimelineView {
       this.vm = body.vm;
       this.changes = body.changes || [];
       for (const e of body.events) this.events.set(e.message_id, e);
+      if (!this.card.isConnected) return;  // the page changed while this view was loading
       this.fit();
       this.startLive();
     } catch (e) { this.status.textContent = e.message; this.status.className = "status error"; }
@@ -213,6 +214,7 @@ class TimelineView {
   startLive() {
     if (live) live.close();
     const badge = $("#live");
+    if (!badge || !this.card.isConnected) return;  // the page changed while this view was loading
     const params = new URLSearchParams(this.selector.vm ? {vm: this.vm || this.selector.vm} : this.selector);
     let poller = null, socket = null, opened = false;
     const poll = () => {
@@ -245,7 +247,7 @@ function showEvent(e, changes) {
     el("h3", {}, e.event_type),
     el("table", {}, fields.filter((f) => e[f] !== null && e[f] !== undefined && e[f] !== 0).map((f) =>
       el("tr", {}, el("td", {class: "k"}, f), el("td", {}, f === "vm_ref" ?
-        el("a", {href: `#/vm/${encodeURIComponent(e[f])}`}, e[f]) : String(e[f])))))),
+        el("a", {href: `#/vm/${encodeURIComponent(e[f])}`}, e[f]) : String(e[f]))))),
     el("h3", {}, "What it triggered"),
     triggered.length ? el("table", {id: "triggered"}, triggered.map((c) => el("tr", {}, el("td", {class: "k"}, c.at),
       el("td", {}, `${c.kind} ${c.action}` + (c.changes ? ": " + Object.keys(c.changes).join(", ") : "")))))
