@@ -136,3 +136,19 @@ def _queue_bound(admin: Broker, queue: str) -> bool:
         return True
     except Exception:  # noqa: BLE001 - not declared yet
         return False
+
+
+def test_grafana_dashboard_uses_only_exposed_metrics(secured: Secured) -> None:
+    """docs/grafana-dashboard.json: valid JSON whose every query names a metric /metrics serves."""
+    import json
+    import re
+    from pathlib import Path
+
+    from stackwatch import selfmetrics
+
+    dashboard = json.loads((Path(__file__).parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    used = {re.sub(r"_(total|bucket)$", "", m) for e in exprs for m in re.findall(r"stackwatch_[a-z_]+", e)}
+    body, _ = selfmetrics.exposition()
+    served = {f.name for f in text_string_to_metric_families(body.decode())} | {"stackwatch_monitor_lag_seconds"}
+    assert used and used <= served, used - served
