@@ -5,7 +5,6 @@ plus malformed and repeated messages, and the counters move by exactly that much
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.amqp.conftest import AMQP_URL, Broker, broker, provider_config, wait_for  # noqa: F401 - broker fixture
+from tests.amqp.test_faults import _stop as stop_process
 from tests.api.conftest import PROJECTS, Secured
 from tests.conftest import SAMPLES
 
@@ -115,12 +115,7 @@ def test_counters_move_with_published_events(tmp_path, pg_database, broker) -> N
     finally:
         if transport is not None:
             transport.cleanup()
-        serve.send_signal(signal.SIGTERM)
-        try:
-            serve.wait(60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait(10)
+        stop_process(serve)
 
 
 def _answers(url: str) -> bool:
