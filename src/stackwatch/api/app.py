@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from stackwatch import __version__
-from stackwatch.api import fleece, handlers, inventory, observability, web
+from stackwatch.api import fleece, handlers, inventory, observability, schemas, web
 from stackwatch.api.identity import Caller, admin_caller, current_caller
 from stackwatch.config.settings import Settings
 from stackwatch.events.model import GROUPS
@@ -25,6 +26,7 @@ from stackwatch.store.errors import StoreError, StoreUnavailable
 from stackwatch.store.events import EventQuery, EventStore
 
 log = logging.getLogger(__name__)
+GROUP_PATTERN = "^(" + "|".join(GROUPS) + ")$"
 
 
 def create_app(settings: Settings, store: EventStore, authenticator: Any = None) -> FastAPI:
@@ -47,7 +49,7 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
         log.error("store error", extra={"error": str(exc)})
         return JSONResponse({"detail": "database error"}, status_code=500)
 
-    @app.get("/healthz")
+    @app.get("/healthz", responses={503: {"description": "the database does not answer"}})
     def healthz() -> dict[str, Any]:
         """Whether the API and its database answer: one `SELECT 1`, the same cost whatever the store holds."""
         try:
@@ -57,28 +59,27 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
             return JSONResponse({"status": "degraded", "database": f"unavailable: {exc.__class__.__name__}"}, 503)
         return {"status": "ok", "version": __version__, "database": "ok"}
 
-    @app.get("/api/v1/events")
+    @app.get("/api/v1/events", response_model=list[schemas.Event], responses=schemas.AUTH_ERRORS)
     def list_events(
         provider: str | None = None,
         vm: str | None = None,
         host: str | None = None,
         project: str | None = None,
         type: Annotated[str | None, Query(description="event type or glob")] = None,
-        group: str | None = None,
+        group: Annotated[str | None, Query(pattern=GROUP_PATTERN, description=f"one of {', '.join(GROUPS)}")] = None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
         caller: Caller = Depends(current_caller),
     ) -> list[dict[str, Any]]:
-        if group is not None and group not in GROUPS:
-            raise HTTPException(422, f"group must be one of {', '.join(GROUPS)}")
         query = EventQuery(
             provider=provider, vm=vm, host=host, project=project, type_glob=type, group=group,
             since=since, until=until, limit=limit, projects=caller.visible_projects(),
         )
         return [ev.to_json_dict() for ev in store.query(query)]
 
-    @app.get("/api/v1/events/{message_id}")
+    @app.get("/api/v1/events/{message_id}", response_model=schemas.Event,
+             responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND)
     def get_event(
         message_id: str, provider: str | None = None, caller: Caller = Depends(current_caller)
     ) -> dict[str, Any]:
@@ -87,7 +88,8 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
             raise HTTPException(404, f"no event with message_id {message_id!r}")
         return event.to_json_dict()
 
-    @app.get("/api/v1/timeline")
+    @app.get("/api/v1/timeline", response_model=schemas.Timeline, responses=schemas.AUTH_ERRORS | {
+        409: {"model": schemas.Error, "description": "a VM name that names several servers (give the uuid)"}})
     def timeline(
         vm: str | None = None,
         host: str | None = None,
@@ -98,8 +100,9 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
         limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
         caller: Caller = Depends(current_caller),
     ) -> dict[str, Any]:
-        if not any((vm, host, project, provider)):
-            raise HTTPException(422, "give vm, host, project or provider")
+        if not any((vm, host, project, provider)):  # a 422 shaped as FastAPI's own (the documented one)
+            raise RequestValidationError([{"type": "missing", "loc": ["query", "vm"], "input": None,
+                                           "msg": "give vm, host, project or provider"}])
         projects = caller.visible_projects()
         changes: list[dict[str, Any]] = []
         if vm:
@@ -117,7 +120,8 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
             groups[ev.group] = groups.get(ev.group, 0) + 1
         return {"vm": vm, "groups": groups, "events": [ev.to_json_dict() for ev in events], "changes": changes}
 
-    @app.get("/api/v1/quarantine", dependencies=[Depends(admin_caller)])
+    @app.get("/api/v1/quarantine", dependencies=[Depends(admin_caller)], response_model=list[schemas.Quarantined],
+             responses=schemas.AUTH_ERRORS)
     def quarantine(provider: str | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 50) -> list[dict]:
         return [
             {"id": r.id, "provider": r.provider, "source": r.source, "received_at": r.received_at,

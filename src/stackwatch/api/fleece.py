@@ -11,10 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from stackwatch.api import schemas
 from stackwatch.api.identity import Caller, current_caller
 from stackwatch.fleece.reports import FleeceReports
 
-router = APIRouter(prefix="/api/v1/fleece", tags=["fleece"])
+router = APIRouter(prefix="/api/v1/fleece", tags=["fleece"], responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND)
 
 
 def _reports(request: Request) -> FleeceReports:

@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 
+from stackwatch.api import schemas
 from stackwatch.api.identity import admin_caller
 from stackwatch.store.stream import handler_status
 
 #: handler positions and backlogs describe the whole stream, every project's: admins only
-router = APIRouter(prefix="/api/v1/handlers", tags=["handlers"], dependencies=[Depends(admin_caller)])
+router = APIRouter(prefix="/api/v1/handlers", tags=["handlers"], dependencies=[Depends(admin_caller)],
+                   responses=schemas.AUTH_ERRORS)
 
 
 @router.get("")

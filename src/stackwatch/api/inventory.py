@@ -6,11 +6,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from stackwatch.api import schemas
 from stackwatch.api.identity import Caller, current_caller
 from stackwatch.inventory import query
 from stackwatch.inventory.kinds import KINDS, kind_named
 
-router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
+router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"], responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND)
 
 
 def _kind(name: str):  # noqa: ANN202

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select, text
 
 from stackwatch import selfmetrics
+from stackwatch.api import schemas
 from stackwatch.api.identity import admin_caller
 from stackwatch.store.models import EventRow
 
@@ -48,14 +49,15 @@ def _lag_lines(newest: dict[str, float | None], now: float) -> bytes:
 
 
 @router.get("/metrics", dependencies=[Depends(admin_caller)], response_class=Response,
-            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}}
+            | schemas.AUTH_ERRORS)
 def prometheus(request: Request) -> Response:
     body, content_type = selfmetrics.exposition()
     body += _lag_lines(newest_events(request), time.time())
     return Response(body, media_type=content_type)
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "the database does not answer"}})
 def readyz(request: Request) -> Any:
     """Ready when the database answers; each provider's monitor and the age of its newest event, for people."""
     try:

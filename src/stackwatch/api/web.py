@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from stackwatch.api import schemas
 from stackwatch.api.identity import Caller, current_caller
 
 router = APIRouter()
@@ -54,7 +55,7 @@ def console_asset(name: str) -> Response:
                     headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/api/v1/whoami", tags=["auth"])
+@router.get("/api/v1/whoami", tags=["auth"], response_model=schemas.Caller, responses=schemas.AUTH_ERRORS)
 def whoami(caller: Caller = Depends(current_caller)) -> dict[str, Any]:
     """The caller this request's token stands for: name, role and project (None: every project)."""
     return {"name": caller.name, "role": caller.role, "project_id": caller.project_id}
