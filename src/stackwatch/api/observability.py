@@ -31,9 +31,6 @@ def newest_events(request: Request) -> dict[str, float | None]:
             newest = conn.execute(
                 select(func.max(EventRow.sort_time)).where(EventRow.provider == provider.name)
             ).scalar()
-            if newest is not None and newest.tzinfo is None:  # SQLite's aggregate skips the column's type
-                from datetime import UTC
-                newest = newest.replace(tzinfo=UTC)
             out[provider.name] = newest.timestamp() if newest is not None else None
     return out
 
