@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import yaml
+from fastapi import WebSocket
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
@@ -94,3 +96,42 @@ def test_serve_refuses_an_open_api_off_loopback(tmp_path, monkeypatch) -> None: 
     monkeypatch.setenv("STACKWATCH_DATA_DIR", str(tmp_path))
     result = runner.invoke(cli, ["serve", "--host", "0.0.0.0", "--port", "1"])
     assert result.exit_code == 2 and "--insecure" in result.output
+
+
+def test_websocket_takes_the_console_cookie_from_its_own_origin_only(store) -> None:  # noqa: ANN001
+    """A WebSocket route (the event stream calls `caller_of` the same way) gets the caller from the console's
+    cookie when the handshake comes from this server's own pages, and from a header as any route does."""
+    from fastapi import HTTPException
+    from starlette.websockets import WebSocketDisconnect
+
+    from stackwatch.api.identity import caller_of
+
+    app = create_app(secured_settings(), store)
+
+    @app.websocket("/ws-probe")
+    async def probe(ws: WebSocket) -> None:
+        try:
+            caller = caller_of(ws)
+        except HTTPException as exc:
+            await ws.close(code=4000 + exc.status_code)
+            return
+        await ws.accept()
+        await ws.send_json({"name": caller.name, "project": caller.project_id})
+        await ws.close()
+
+    token, _ = LocalTokens(store.engine).create("viewer", PROJECTS[0], name="browser")
+    client = TestClient(app)  # its requests go to host "testserver"
+    client.cookies.set("stackwatch_token", token)
+    with client.websocket_connect("/ws-probe", headers={"origin": "http://testserver"}) as ws:
+        assert ws.receive_json() == {"name": "token:browser", "project": PROJECTS[0]}
+    for origin in ("http://evil.example", None):  # another site's page, or no Origin: the cookie is not used
+        headers = {"origin": origin} if origin else {}
+        with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ws-probe", headers=headers):
+            pass
+        assert closed.value.code == 4401
+    client.cookies.clear()
+    with client.websocket_connect("/ws-probe", headers={"authorization": f"Bearer {token}"}) as ws:
+        assert ws.receive_json()["project"] == PROJECTS[0]
+    # plain HTTP routes never read the cookie (no CSRF through it)
+    client.cookies.set("stackwatch_token", token)
+    assert client.get("/api/v1/events").status_code == 401
