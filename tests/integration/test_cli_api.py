@@ -232,7 +232,7 @@ def test_web_timeline_page(loaded):
     page = client.get("/timeline")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "/api/v1/timeline?" in page.text
-    assert client.get("/", follow_redirects=False).headers["location"] == "/timeline"
+    assert client.get("/", follow_redirects=False).headers["location"] == "/console"
 
 
 def test_cli_ingest_writers_agree(db_url, monkeypatch, tmp_path):

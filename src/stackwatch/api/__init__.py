@@ -1,6 +1,7 @@
-"""REST API (FastAPI) over the store: events, timeline, quarantine, inventory, fleece reports, health, and the
-pages for people (web timeline, offline `/docs` and `/redoc`).
+"""REST API (FastAPI) over the store: events, timeline, quarantine, inventory, fleece reports, health, /metrics,
+authentication and project scoping (identity.py, auth/), and the pages for people (console, offline docs).
 
 May import: stackwatch.config, stackwatch.events.model, stackwatch.store, stackwatch.inventory,
-stackwatch.fleece.reports, stackwatch.switchboard.rules (automation rules), stackwatch.switchboard.routes.
+stackwatch.fleece.reports, stackwatch.switchboard.rules (automation rules), stackwatch.switchboard.routes,
+stackwatch.push (subscriptions, the stream), stackwatch.selfmetrics; keystoneauth1 / openstack.config (auth/).
 """

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from stackwatch.api import schemas
+from stackwatch.api.identity import Caller, current_caller
 from stackwatch.fleece.reports import FleeceReports
 
-router = APIRouter(prefix="/api/v1/fleece", tags=["fleece"])
+router = APIRouter(prefix="/api/v1/fleece", tags=["fleece"], responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND)
 
 
 def _reports(request: Request) -> FleeceReports:
@@ -28,14 +30,16 @@ def list_reports(
     vm_id: str | None = None,
     provider: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    caller: Caller = Depends(current_caller),
 ) -> list[dict[str, Any]]:
-    rows = _reports(request).list(target=target, image_id=image_id, vm_id=vm_id, provider=provider, limit=limit)
+    rows = _reports(request).list(target=target, image_id=image_id, vm_id=vm_id, provider=provider, limit=limit,
+                                  projects=caller.visible_projects())
     return [r.to_json_dict() for r in rows]
 
 
 @router.get("/{report_id}")
-def get_report(request: Request, report_id: int) -> dict[str, Any]:
-    report = _reports(request).get(report_id)
+def get_report(request: Request, report_id: int, caller: Caller = Depends(current_caller)) -> dict[str, Any]:
+    report = _reports(request).get(report_id, caller.visible_projects())
     if report is None:
         raise HTTPException(404, f"no fleece report with id {report_id}")
     return report

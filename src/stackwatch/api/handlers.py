@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
+from stackwatch.api import schemas
+from stackwatch.api.identity import admin_caller
 from stackwatch.store.stream import handler_status
 
-router = APIRouter(prefix="/api/v1/handlers", tags=["handlers"])
+#: handler positions and backlogs describe the whole stream, every project's: admins only
+router = APIRouter(prefix="/api/v1/handlers", tags=["handlers"], dependencies=[Depends(admin_caller)],
+                   responses=schemas.AUTH_ERRORS)
 
 
 @router.get("")

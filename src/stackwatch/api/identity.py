@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from fastapi import Request
+from fastapi import Depends, HTTPException, Request
+from starlette.requests import HTTPConnection
 
 Role = Literal["admin", "operator", "viewer"]
 
@@ -42,13 +43,25 @@ class Caller:
 
 LOCAL_OPERATOR = Caller(name="local", role="admin")
 
-Authenticator = Callable[[Request], Caller]
+Authenticator = Callable[[HTTPConnection], Caller]  # a Request, or a WebSocket for the event stream
+
+
+def caller_of(conn: HTTPConnection) -> Caller:
+    """The caller of a request or WebSocket, by the app's authenticator (which raises 401/403), or the local
+    operator when the API runs without authentication."""
+    authenticate: Authenticator | None = getattr(conn.app.state, "authenticator", None)
+    if authenticate is None:
+        return LOCAL_OPERATOR
+    return authenticate(conn)
 
 
 def current_caller(request: Request) -> Caller:
-    """FastAPI dependency: the caller, by the app's authenticator (which raises 401/403), or the local operator
-    when the API runs without authentication."""
-    authenticate: Authenticator | None = getattr(request.app.state, "authenticator", None)
-    if authenticate is None:
-        return LOCAL_OPERATOR
-    return authenticate(request)
+    """FastAPI dependency for HTTP routes: see `caller_of`."""
+    return caller_of(request)
+
+
+def admin_caller(caller: Caller = Depends(current_caller)) -> Caller:
+    """FastAPI dependency for admin-only routes (quarantine, handler positions, metrics): 403 for anyone else."""
+    if not caller.is_admin:
+        raise HTTPException(403, "this needs the admin role")
+    return caller

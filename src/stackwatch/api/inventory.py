@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from stackwatch.api import schemas
+from stackwatch.api.identity import Caller, current_caller
 from stackwatch.inventory import query
 from stackwatch.inventory.kinds import KINDS, kind_named
 
-router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"])
+router = APIRouter(prefix="/api/v1/inventory", tags=["inventory"], responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND)
 
 
 def _kind(name: str):  # noqa: ANN202
@@ -31,13 +33,16 @@ def list_kind(
     provider: str | None = None,
     deleted: bool = False,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+    caller: Caller = Depends(current_caller),
 ) -> list[dict[str, Any]]:
-    return query.items(request.app.state.store.engine, _kind(kind), provider=provider, deleted=deleted, limit=limit)
+    """Objects of a kind in the caller's projects (kinds that belong to no project, hypervisors say: admins)."""
+    return query.items(request.app.state.store.engine, _kind(kind), provider=provider, deleted=deleted, limit=limit,
+                       projects=caller.visible_projects())
 
 
 @router.get("/{kind}/{ref}")
-def get_one(request: Request, kind: str, ref: str) -> list[dict[str, Any]]:
-    found = query.find(request.app.state.store.engine, ref, _kind(kind))
+def get_one(request: Request, kind: str, ref: str, caller: Caller = Depends(current_caller)) -> list[dict[str, Any]]:
+    found = query.find(request.app.state.store.engine, ref, _kind(kind), caller.visible_projects())
     if not found:
         raise HTTPException(404, f"no {kind} with id or name {ref!r}")
     return found

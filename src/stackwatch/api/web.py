@@ -1,5 +1,6 @@
-"""Pages for people: the web timeline (one static HTML file drawing `/api/v1/timeline` as swim lanes per
-group) and the API documentation (`/docs` Swagger UI, `/redoc` ReDoc).
+"""Pages for people: the web console (`/console`: timelines as lanes, inventory and VM pages, token login; three
+static files, api/static/console.*), the older one-page timeline, and the API documentation (`/docs` Swagger UI,
+`/redoc` ReDoc); `/api/v1/whoami` tells the console who the token is.
 
 No build step and no external assets: the machines stackwatch runs on often have no internet access. The
 Swagger UI and ReDoc scripts come from the `fastapi-offline` package (MIT; Swagger UI is Apache-2.0, ReDoc
@@ -11,13 +12,20 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
+from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from stackwatch.api import schemas
+from stackwatch.api.identity import Caller, current_caller
+
 router = APIRouter()
 _PAGE = resources.files("stackwatch.api").joinpath("static/timeline.html")
+_STATIC = resources.files("stackwatch.api").joinpath("static")
+#: the console's files and their media types (nothing else under /console is served)
+CONSOLE_ASSETS = {"console.js": "text/javascript", "console.css": "text/css"}
 ASSETS_PATH = "/docs-assets"
 #: the files the two documentation pages load, with their media types (nothing else is served)
 DOC_ASSETS = {
@@ -30,7 +38,27 @@ DOC_ASSETS = {
 
 @router.get("/", include_in_schema=False)
 def index() -> RedirectResponse:
-    return RedirectResponse("/timeline")
+    return RedirectResponse("/console")
+
+
+@router.get("/console", response_class=HTMLResponse, include_in_schema=False)
+def console_page() -> str:
+    """The console's shell; it asks for a token itself (pages are public, the data behind them is not)."""
+    return _STATIC.joinpath("console.html").read_text(encoding="utf-8")
+
+
+@router.get("/console/{name}", include_in_schema=False)
+def console_asset(name: str) -> Response:
+    if name not in CONSOLE_ASSETS:
+        raise HTTPException(404, f"no console asset {name!r}")
+    return Response(_STATIC.joinpath(name).read_bytes(), media_type=CONSOLE_ASSETS[name],
+                    headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/api/v1/whoami", tags=["auth"], response_model=schemas.Caller, responses=schemas.AUTH_ERRORS)
+def whoami(caller: Caller = Depends(current_caller)) -> dict[str, Any]:
+    """The caller this request's token stands for: name, role and project (None: every project)."""
+    return {"name": caller.name, "role": caller.role, "project_id": caller.project_id}
 
 
 @router.get("/timeline", response_class=HTMLResponse, include_in_schema=False)

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "devcloud": ("stackwatch.cli.devcloud", "app", "A real OpenStack on 127.0.0.1, to try and to test."),
     "rules": ("stackwatch.cli.rules", "app", "Automation rules: list, add, test, runs, retry."),
     "subscription": ("stackwatch.cli.subscription", "app", "Push subscriptions: webhooks, AMQP, Zaqar."),
+    "token": ("stackwatch.cli.token", "app", "Local API tokens: create, list, revoke."),
 }
 
 

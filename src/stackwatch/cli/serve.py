@@ -29,6 +29,9 @@ def serve(
         "--catchers/--no-catchers",
         help="catch the providers' events here; --no-catchers when `stackwatch worker catcher` processes do it",
     )] = True,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="serve an address other than loopback without `api.auth` (anyone reaching it sees all)",
+    )] = False,
 ) -> None:
     """Run stackwatch: migrate the store, catch each provider's events, run the handlers over the stored
     stream (policy events, targeted inventory refreshes, a periodic full refresh), serve the REST API."""
@@ -42,6 +45,14 @@ def serve(
     if log_level.lower() != "debug":
         logging.getLogger("pika").setLevel(logging.WARNING)
     cfg = settings()
+    bind_host = host or cfg.api.host
+    refusal = open_bind_refusal(bind_host, cfg.api.auth is not None, insecure)
+    if refusal:
+        err_console.print(f"[red]error:[/red] {refusal}", highlight=False)
+        raise typer.Exit(2)
+    from stackwatch import selfmetrics
+
+    selfmetrics.configure(cfg.data_dir)  # before anything counts: catchers and their children share the files
     store = open_store_for(cfg, long_running=catchers)
     try:
         engine = EventEngine.start(cfg, store, catchers=catchers)
@@ -52,7 +63,6 @@ def serve(
     if catchers:
         tune_for_intake()
     retention = RetentionWorker(cfg, store).start()
-    bind_host = host or cfg.api.host
     bind_port = port or cfg.api.port
     log.info(
         "serving",
@@ -69,6 +79,26 @@ def serve(
         retention.stop()
         engine.stop()
         store.dispose()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether binding `host` serves this machine only (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+def open_bind_refusal(host: str, auth: bool, insecure: bool) -> str | None:
+    """Why serve must not start (an open API on a reachable address), or None."""
+    if auth or insecure or is_loopback(host):
+        return None
+    return (f"refusing to serve {host} without authentication: configure api.auth (docs/api.md) "
+            "or pass --insecure")
 
 
 @friendly_errors

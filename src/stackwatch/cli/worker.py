@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from stackwatch import selfmetrics
 from stackwatch.cli.common import ConfigGroup, friendly_errors
 from stackwatch.cli.output import err_console
 from stackwatch.config.settings import load_settings
@@ -52,6 +53,7 @@ def catcher(
     if log_level.lower() != "debug":
         logging.getLogger("pika").setLevel(logging.WARNING)
     cfg = load_settings()  # --config (cli.common's one option) has set $STACKWATCH_CONFIG
+    selfmetrics.configure(cfg.data_dir)  # counted here, served by `serve`'s /metrics (stackwatch/selfmetrics.py)
     prov = cfg.provider(provider)
     if writer not in ("process", "thread"):
         err_console.print(f"[red]error:[/red] --writer must be process or thread, not {writer!r}", highlight=False)
@@ -103,6 +105,7 @@ def handler(
 
     setup_logging(log_level)
     cfg = load_settings()  # --config (cli.common's one option) has set $STACKWATCH_CONFIG
+    selfmetrics.configure(cfg.data_dir)  # counted here, served by `serve`'s /metrics (stackwatch/selfmetrics.py)
     store = open_store(cfg.database_url)
     handlers = start_handlers(cfg, store)
     stopping = threading.Event()

@@ -98,9 +98,24 @@ class ProviderConfig(_Strict):
     events: EventsConfig = Field(default_factory=EventsConfig)
 
 
+class KeystoneAuthConfig(_Strict):
+    """Validate `X-Auth-Token` against a cloud's Keystone; the clouds.yaml entry's credentials are the service user."""
+
+    cloud: str = Field(description="clouds.yaml entry whose Keystone validates callers' tokens")
+    cache_seconds: float = Field(60.0, ge=0, le=3600, description="how long a validation is reused (0: never)")
+
+
+class ApiAuthConfig(_Strict):
+    """`api.auth`: who may call the API. Absent: the API is open (loopback only, unless `serve --insecure`)."""
+
+    keystone: KeystoneAuthConfig | None = None
+    tokens: bool = Field(False, description="accept local API tokens (`stackwatch token create`) as Bearer tokens")
+
+
 class ApiConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8470, ge=1, le=65535)
+    auth: ApiAuthConfig | None = None
 
 
 class HandlersConfig(_Strict):

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackwatch import selfmetrics
 from stackwatch.backoff import Backoff
 from stackwatch.events.monitors.base import Batch, Monitor
 from stackwatch.store.errors import is_unavailable
@@ -233,6 +234,7 @@ class CatcherRunner:
 
     def _stored(self, batch: Batch, report: Any, elapsed: float, failures: int) -> None:
         self.stats.add(batch, report)
+        selfmetrics.record_batch(self.provider, self.monitor.name, report, elapsed)
         if failures:
             log.warning("catcher %s: batch stored after %d failed attempts", self.provider, failures)
         if self.on_stored is not None:

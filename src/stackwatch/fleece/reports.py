@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, false, or_, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from stackwatch import selfmetrics
 from stackwatch.fleece.models import FleeceReportRow
 from stackwatch.store.errors import StoreError, StoreUnavailable
 
@@ -58,6 +59,26 @@ def _summary(row: FleeceReportRow) -> ReportSummary:
     return ReportSummary(row.id, row.provider, row.target, row.image_id, row.vm_id, row.created_at, row.ok, io)
 
 
+def _visible(projects: tuple[str, ...] | None):  # noqa: ANN202
+    """Reports a scoped caller may see: of servers or images the inventory puts in their projects (reports of
+    other targets, local files say, are an admin's). None: no restriction."""
+    if projects is None:
+        return None
+    if not projects:
+        return false()
+    from stackwatch.inventory.models import InventoryItemRow
+
+    def uids(kind: str):  # noqa: ANN202
+        return select(InventoryItemRow.uid).where(
+            InventoryItemRow.kind == kind, InventoryItemRow.project_id.in_(list(projects))
+        ).scalar_subquery()
+
+    return or_(
+        and_(FleeceReportRow.vm_id.is_not(None), FleeceReportRow.vm_id.in_(uids("servers"))),
+        and_(FleeceReportRow.image_id.is_not(None), FleeceReportRow.image_id.in_(uids("images"))),
+    )
+
+
 def _wrap(exc: SQLAlchemyError) -> StoreError:
     if isinstance(exc, OperationalError):
         return StoreUnavailable(f"database unavailable: {exc.orig or exc}")
@@ -90,9 +111,11 @@ class FleeceReports:
             with Session(self.engine) as session, session.begin():
                 session.add(row)
                 session.flush()
-                return row.id
+                report_id = row.id
         except SQLAlchemyError as exc:
             raise _wrap(exc) from exc
+        selfmetrics.record_fleece(provider, io.get("bytes_read"), io.get("seconds"))
+        return report_id
 
     def list(
         self,
@@ -101,9 +124,13 @@ class FleeceReports:
         vm_id: str | None = None,
         provider: str | None = None,
         limit: int = 100,
+        projects: tuple[str, ...] | None = None,
     ) -> list[ReportSummary]:
-        """Newest first."""
+        """Newest first; `projects` restricts them to a scoped caller's (see `_visible`)."""
         q = select(FleeceReportRow)
+        visible = _visible(projects)
+        if visible is not None:
+            q = q.where(visible)
         for column, value in (
             (FleeceReportRow.target, target),
             (FleeceReportRow.image_id, image_id),
@@ -119,10 +146,14 @@ class FleeceReports:
         except SQLAlchemyError as exc:
             raise _wrap(exc) from exc
 
-    def get(self, report_id: int) -> dict[str, Any] | None:
+    def get(self, report_id: int, projects: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+        q = select(FleeceReportRow.report).where(FleeceReportRow.id == report_id)
+        visible = _visible(projects)
+        if visible is not None:
+            q = q.where(visible)
         try:
             with Session(self.engine) as session:
-                row = session.get(FleeceReportRow, report_id)
-                return None if row is None else dict(row.report)  # type: ignore[call-overload]
+                report = session.scalars(q).first()
+                return None if report is None else dict(report)  # type: ignore[call-overload]
         except SQLAlchemyError as exc:
             raise _wrap(exc) from exc

@@ -9,6 +9,9 @@ from sqlalchemy.orm import Session
 
 from stackwatch.inventory.kinds import Kind
 from stackwatch.inventory.models import InventoryChangeRow, InventoryItemRow
+from stackwatch.store.scope import restrict
+
+Projects = tuple[str, ...] | None  # the caller's visible projects (store/scope.py); None: every project
 
 
 def _iso(value: Any) -> str | None:
@@ -24,10 +27,12 @@ def row_document(row: InventoryItemRow) -> dict[str, Any]:
 
 
 def items(
-    engine: Engine, kind: Kind, provider: str | None = None, deleted: bool = False, limit: int | None = None
+    engine: Engine, kind: Kind, provider: str | None = None, deleted: bool = False, limit: int | None = None,
+    projects: Projects = None,
 ) -> list[dict[str, Any]]:
     """Live objects of a kind; with ``deleted`` the deleted ones too."""
     q = select(InventoryItemRow).where(InventoryItemRow.kind == kind.name)
+    q = restrict(q, InventoryItemRow.project_id, projects)
     if provider:
         q = q.where(InventoryItemRow.provider == provider)
     if not deleted:
@@ -39,17 +44,23 @@ def items(
         return [row_document(r) for r in session.scalars(q)]
 
 
-def find(engine: Engine, ref: str, kind: Kind | None = None) -> list[dict[str, Any]]:
+def find(engine: Engine, ref: str, kind: Kind | None = None, projects: Projects = None) -> list[dict[str, Any]]:
     """Objects whose uid or name is ``ref``."""
     q = select(InventoryItemRow).where(or_(InventoryItemRow.uid == ref, InventoryItemRow.name == ref))
+    q = restrict(q, InventoryItemRow.project_id, projects)
     if kind:
         q = q.where(InventoryItemRow.kind == kind.name)
     with Session(engine) as session:
         return [row_document(r) | {"kind": r.kind} for r in session.scalars(q)]
 
 
-def changes(engine: Engine, uid: str, provider: str | None = None) -> list[dict[str, Any]]:
+def changes(engine: Engine, uid: str, provider: str | None = None, projects: Projects = None) -> list[dict[str, Any]]:
+    """The change history of one object; a scoped caller sees it only for objects of their projects."""
     q = select(InventoryChangeRow).where(InventoryChangeRow.uid == uid)
+    if projects is not None:
+        visible = restrict(select(InventoryItemRow.uid).where(InventoryItemRow.uid == uid),
+                           InventoryItemRow.project_id, projects)
+        q = q.where(InventoryChangeRow.uid.in_(visible.scalar_subquery()))
     if provider:
         q = q.where(InventoryChangeRow.provider == provider)
     with Session(engine) as session:

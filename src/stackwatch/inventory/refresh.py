@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from stackwatch import selfmetrics
 from stackwatch.inventory.kinds import KINDS, Kind, kind_named
 from stackwatch.inventory.models import InventoryChangeRow, InventoryItemRow, InventoryRefreshRow
 
@@ -259,6 +260,7 @@ def _finish_run(engine: Engine, refresh_id: int, result: RefreshResult, calls: i
             if not r.skipped
         }
         run.notes = result.notes or None
+    selfmetrics.record_refresh(result.provider, result.mode, result.api_calls, result.seconds)
     return result
 
 

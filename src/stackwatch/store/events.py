@@ -208,8 +208,11 @@ class EventStore:
         """Events matching `q`: the latest `limit` of them, in chronological order."""
         return self._reader.query(q)
 
-    def get(self, message_id: str, provider: str | None = None) -> Event | None:
-        return self._reader.get(message_id, provider)
+    def get(
+        self, message_id: str, provider: str | None = None, projects: tuple[str, ...] | None = None
+    ) -> Event | None:
+        """One event by message id; `projects` restricts it as EventQuery.projects does (None: any)."""
+        return self._reader.get(message_id, provider, projects)
 
     def collapsed_count(self, message_id: str, provider: str) -> int:
         return self._reader.collapsed_count(message_id, provider)

@@ -36,6 +36,7 @@ class EventQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 100
+    projects: tuple[str, ...] | None = None  # the caller's visible projects (api/identity.py); None: all
 
 
 def glob_to_like(pattern: str) -> str:
@@ -79,11 +80,16 @@ class EventReader:
         rows = self._fetch(sql, params)
         return [event_from_row(row) for row in reversed(rows)]
 
-    def get(self, message_id: str, provider: str | None = None) -> Event | None:
+    def get(self, message_id: str, provider: str | None = None,
+            projects: tuple[str, ...] | None = None) -> Event | None:
+        """One event by message id; `projects` restricts it as EventQuery.projects does (None: any)."""
         sql, params = f"{_SELECT} WHERE message_id = {self._mark}", [message_id]
         if provider:
             sql += f" AND provider = {self._mark}"
             params.append(provider)
+        scope = self._scope(projects, params)
+        if scope:
+            sql += f" AND {scope}"
         rows = self._fetch(sql + " ORDER BY id LIMIT 1", params)
         return event_from_row(rows[0]) if rows else None
 
@@ -103,8 +109,9 @@ class EventReader:
 
     # -- internals -------------------------------------------------------------------------------------
     def _where(self, q: EventQuery) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
         params: list[Any] = []
+        scope = self._scope(q.projects, params)
+        clauses: list[str] = [scope] if scope else []
         mark = self._mark
         for attr, column in _FILTERS:
             value = getattr(q, attr)
@@ -123,6 +130,16 @@ class EventReader:
                 clauses.append(f"sort_time {op} {mark}")
                 params.append(self._time_param(value))
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def _scope(self, projects: Sequence[str] | None, params: list[Any]) -> str | None:
+        """Project scoping in SQL (so limits, counts and order see only visible rows): None restricts nothing,
+        an empty list everything."""
+        if projects is None:
+            return None
+        if not projects:
+            return "1 = 0"
+        params.extend(projects)
+        return f"project_id IN ({', '.join([self._mark] * len(projects))})"
 
     def _time_param(self, value: datetime) -> datetime | str:
         if value.tzinfo is None:
