@@ -1,0 +1,75 @@
+"""Fixtures for the monitor tests: a real Panko 10 API (its own venv, `stackwatch.devcloud.telemetry_install`),
+a store on the real PostgreSQL, and a runner that drives a monitor into the catcher as `stackwatch serve` does."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackwatch.config.settings import ProviderConfig
+from stackwatch.devcloud import telemetry_install
+from tests.monitors.peers.panko_api import Panko
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def _need_telemetry(name: str) -> None:
+    """Install the peer venv (cached; .ci/run pre-installs it in the background) or skip off CI."""
+    try:
+        telemetry_install.ensure(name)
+    except Exception as exc:  # noqa: BLE001
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"cannot install the {name} test peer: {exc}")
+
+
+@pytest.fixture
+def panko(tmp_path: Path) -> Iterator[Panko]:
+    """A Panko 10 API (noauth) over a fresh SQLite database, stopped afterwards."""
+    _need_telemetry("panko")
+    p = Panko(tmp_path / "panko", f"sqlite:///{tmp_path / 'panko' / 'panko.sqlite'}")
+    p.configure()
+    p.start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def pg_store(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """An EventStore on an empty schema of the real PostgreSQL."""
+    import psycopg
+
+    from stackwatch.store.db import open_store
+
+    base_url = request.getfixturevalue("pg_database")
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+    store = open_store(base_url)
+    yield store
+    store.dispose()
+
+
+def provider(name: str = "lab", **events: Any) -> ProviderConfig:
+    return ProviderConfig.model_validate({"name": name, "events": events})
+
+
+def run_catcher(prov: ProviderConfig, store: Any):
+    """The provider's selected monitor into a catcher on `store`, started in a thread (wiring.build_runner)."""
+    from stackwatch.wiring import build_runner
+
+    return build_runner(prov, store).start()
