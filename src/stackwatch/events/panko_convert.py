@@ -78,3 +78,35 @@ def event_body(event: Any) -> bytes:
     typed = [_trait(t) for t in traits]
     return orjson.dumps({"message_id": event["message_id"], "event_type": event["event_type"],
                          "generated": event["generated"], "traits": typed, "raw": raw or {}})
+
+
+def publisher_body(body: bytes, raw_only_event_type: str) -> tuple[list[bytes], list[tuple[str, bytes]]]:
+    """Split one POST of Ceilometer's http publisher into event bodies and refused parts.
+
+    It sends a JSON list of events, one bare event (`?batch=False`) or a list of notification payloads
+    (`?raw_only=True`, which carry no event type: they get `raw_only_event_type`). Returns (bodies for the
+    catcher, [(reason, raw bytes)] to quarantine).
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        return [], [(f"ceilometer http body is not JSON: {exc}", body)]
+    items = doc if isinstance(doc, list) else [doc]
+    good: list[bytes] = []
+    bad: list[tuple[str, bytes]] = []
+    for item in items:
+        if isinstance(item, dict) and ("traits" in item or "generated" in item):
+            try:
+                good.append(event_body(item))
+            except ConversionError as exc:
+                bad.append((f"ceilometer http event: {exc}", orjson.dumps(item)))
+        elif isinstance(item, dict) and isinstance(item.get("event_type"), str):
+            good.append(orjson.dumps(item))  # a whole notification (raw_only with store_raw)
+        elif isinstance(item, dict) and item:
+            good.append(orjson.dumps({"event_type": raw_only_event_type, "payload": item}))
+        else:
+            bad.append((f"ceilometer http body: an item is a {type(item).__name__}, not an event object",
+                        orjson.dumps(item)))
+    if not items:
+        bad.append(("ceilometer http body: an empty list", body))
+    return good, bad
