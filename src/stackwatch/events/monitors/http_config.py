@@ -47,8 +47,8 @@ class HttpConfig(_Section):
     username: str | None = None
     password: str | None = None
     password_env: str | None = None
-    #: fixed query parameters sent with every request
-    params: dict[str, str] = Field(default_factory=dict)
+    #: fixed query parameters sent with every request (a list repeats the parameter)
+    params: dict[str, str | list[str]] = Field(default_factory=dict)
     #: dotted path of the list of events in the response ("" : the response is the list)
     items: str = ""
     message_id: str = "message_id"
@@ -56,11 +56,16 @@ class HttpConfig(_Section):
     timestamp: str = "timestamp"
     #: "" : the whole item is the payload
     payload: str = ""
+    #: fields: build {message_id, event_type, timestamp, payload} from the fields above; as_is: each item is
+    #: already a notification or a Panko event and goes to the catcher's converters unchanged
+    item_format: Literal["fields", "as_is"] = "fields"
     #: how to ask for what comes next: a query parameter fed by the newest item's field, or a link
     cursor: Literal["param", "next_link", "none"] = "param"
     cursor_param: str = "marker"
     #: the item field that feeds `cursor_param` (e.g. the id a `marker` means)
     cursor_field: str = "id"
+    #: which item feeds the cursor: the page's last one (ascending order) or the largest value (any order)
+    cursor_from: Literal["last", "max"] = "last"
     #: dotted path of the next page's link in the response (cursor: next_link)
     next_link: str = "links.next"
     page_size: int = Field(100, ge=1, le=10_000)
