@@ -64,8 +64,9 @@ def test_http_monitor_polls_stackwatch_api_by_configuration(tmp_path, pg_store):
     base = datetime.now(UTC) - timedelta(minutes=30)
 
     def add(n: int, start: int) -> None:
-        from stackwatch.events.model import RawMessage
         import orjson
+
+        from stackwatch.events.model import RawMessage
 
         catcher.catch([RawMessage(orjson.dumps({
             "message_id": f"up-{i}", "event_type": "compute.instance.power_off.end", "publisher_id": "compute.h1",

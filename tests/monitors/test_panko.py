@@ -14,7 +14,6 @@ from tests.monitors.conftest import provider, run_catcher, wait_for
 from tests.monitors.peers.panko_api import NOAUTH_HEADERS, event
 
 
-
 def _panko_provider(panko, **extra):
     section = {"endpoint": panko.url, "auth": "none", "headers": NOAUTH_HEADERS, "interval_seconds": 0.3,
                "page_size": 100, **extra}

@@ -28,7 +28,7 @@ def typed_value(dtype: int, value: Any) -> Any:
         return None
     try:
         if dtype == 2:
-            if isinstance(value, bool) or isinstance(value, float):
+            if isinstance(value, (bool, float)):
                 raise ValueError
             return int(value)
         if dtype == 3:

@@ -27,7 +27,7 @@ for i in range(COUNT):
     now = datetime.datetime.utcnow()
     payload = {
         "tenant_id": TENANT, "user_id": USER, "instance_id": str(uuid.UUID(int=i + 1)), "instance_type_id": 1,
-        "instance_type": "m1.tiny", "display_name": "vm-%d" % i, "host": "host1", "hostname": "vm-%d" % i,
+        "instance_type": "m1.tiny", "display_name": f"vm-{i}", "host": "host1", "hostname": f"vm-{i}",
         "state": "active", "old_state": "building", "state_description": "", "memory_mb": 512, "disk_gb": 1,
         "root_gb": 1, "ephemeral_gb": 0, "vcpus": 1, "architecture": "x86_64", "os_type": "linux",
         "launched_at": now.strftime("%Y-%m-%dT%H:%M:%S.%f"), "created_at": now.strftime("%Y-%m-%d %H:%M:%S+00:00"),
