@@ -48,8 +48,9 @@ def main() -> None:
         t0 = time.monotonic()
         chunk = 5000
         for start in range(0, args.events, chunk):
+            stop = min(args.events, start + chunk)
             panko.record([event(i, (base + timedelta(seconds=i // args.same_time)).isoformat(),
-                                prefix="0000bbbb-0000-0000-0000") for i in range(start, min(args.events, start + chunk))])
+                                prefix="0000bbbb-0000-0000-0000") for i in range(start, stop)])
             print(f"seeded {min(args.events, start + chunk)} ({time.monotonic() - t0:.0f} s)", flush=True)
         log = tmp / "panko" / "api.out"
         before = log.read_text(errors="replace").count("GET /v2/events")

@@ -4,8 +4,7 @@ a store on the real PostgreSQL, and a runner that drives a monitor into the catc
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +12,10 @@ import pytest
 
 from stackwatch.config.settings import ProviderConfig
 from stackwatch.devcloud import telemetry_install
+from tests.amqp.conftest import wait_for
 from tests.monitors.peers.panko_api import Panko
 
-
-def wait_for(condition: Callable[[], Any], timeout: float, interval: float = 0.1, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+__all__ = ["wait_for"]
 
 
 def _need_telemetry(name: str) -> None:

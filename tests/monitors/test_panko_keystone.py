@@ -15,7 +15,7 @@ from sqlalchemy import text
 
 from stackwatch.config.settings import ProviderConfig
 from tests.monitors.conftest import _need_telemetry, run_catcher, wait_for
-from tests.monitors.peers.panko_api import event, free_port
+from tests.monitors.peers.panko_api import event, free_port, record
 
 
 @pytest.fixture
@@ -52,18 +52,15 @@ def test_panko_from_keystone_catalog_with_token(devcloud_locked, pg_store, tmp_p
     info = devcloud_locked
     layout = Layout()
     admin_password = state.read_admin_password(layout)
-    addon = panko_addon.PankoAddon(layout, tmp_path / "panko", f"sqlite:///{tmp_path / 'panko.sqlite'}", free_port())
+    addon = panko_addon.PankoAddon(layout, tmp_path / "panko", f"sqlite:///{tmp_path / 'panko.sqlite'}", free_port(),
+                                     token_cache_time=-1)  # a revoked token is refused at once
     addon.configure()
     panko_addon.register(layout, admin_password, addon.url, addon.password)
     addon.start()
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(info.clouds_yaml))
     try:
         # seeded through Panko's own storage driver (the same peer script the noauth tests use)
-        from tests.monitors.peers.panko_api import Panko
-
-        seeder = Panko(tmp_path / "seed", addon.db_url)
-        seeder.conf = addon.conf
-        seeder.record([event(i, "2026-12-04T10:00:00", prefix="0000004a-0000-0000-0000") for i in range(120)])
+        record(addon, [event(i, "2026-12-04T10:00:00", prefix="0000004a-0000-0000-0000") for i in range(120)])
         prov = ProviderConfig.model_validate({"name": "lab", "cloud": info.cloud, "events": {
             "monitor": "panko", "panko": {"interval_seconds": 0.3, "page_size": 50}}})
         runner = run_catcher(prov, pg_store)
@@ -79,7 +76,7 @@ def test_panko_from_keystone_catalog_with_token(devcloud_locked, pg_store, tmp_p
             resp = admin.delete("/auth/tokens", endpoint_filter={"service_type": "identity", "interface": "public"},
                                 headers={"X-Subject-Token": token}, raise_exc=False)
             assert resp.status_code == 204
-            seeder.record([event(i, "2026-12-04T10:01:00", prefix="0000004b-0000-0000-0000") for i in range(30)])
+            record(addon, [event(i, "2026-12-04T10:01:00", prefix="0000004b-0000-0000-0000") for i in range(30)])
             wait_for(lambda: len(_ids(pg_store)) >= 150, 120, what="30 more after the token was revoked")
             assert session.get_token() != token
         finally:

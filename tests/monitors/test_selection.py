@@ -36,3 +36,20 @@ def test_misconfigured_http_section_is_refused_by_auto():
 
     with pytest.raises(MonitorSelectionError, match="events.http: .*url: must start with http"):
         select(provider(http={"url": "ftp://x"}), load_monitors())
+
+
+def test_provider_check_cli_explains(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = tmp_path / "sw.yaml"
+    cfg.write_text(yaml.safe_dump({"database": f"sqlite:///{tmp_path / 'x.db'}", "providers": [{
+        "name": "lab", "events": {"panko": {"endpoint": "http://127.0.0.1:1", "auth": "none"}, "http": HTTP}}]}))
+    out = subprocess.run([sys.executable, "-m", "stackwatch", "-c", str(cfg), "provider", "check", "lab"],
+                         capture_output=True, text=True, timeout=120, env={"COLUMNS": "200", "PATH": "/usr/bin"})
+    assert "auto -> panko" in out.stdout
+    assert "available but lower priority than panko" in out.stdout
+    assert "no events.ceilometer_http section" in out.stdout
+    assert "probe: failed" in out.stdout and "ConnectFailure" in out.stdout

@@ -66,10 +66,17 @@ def unregister(layout: Layout, admin_password: str) -> None:
 
 
 class PankoAddon:
-    """One Panko API on `port` over `db_url`, its files under `root`."""
+    """One Panko API on `port` over `db_url`, its files under `root`.
 
-    def __init__(self, layout: Layout, root: Path, db_url: str, port: int) -> None:
+    `layout` given: behind keystonemiddleware against that devcloud's Keystone (register it with `register`).
+    `layout` None: the noauth pipeline (requests carry X-Roles / X-User-Id / X-Project-Id), as the tests'
+    plain Panko peer runs it.
+    """
+
+    def __init__(self, layout: Layout | None, root: Path, db_url: str, port: int, token_cache_time: int = 300) -> None:
         self.layout, self.root, self.db_url, self.port = layout, root, db_url, port
+        #: keystonemiddleware caches a validated token this many seconds; -1 validates every request
+        self.token_cache_time = token_cache_time
         self.password = secrets.token_urlsafe(16)
         self.conf = root / "panko.conf"
         self.proc: subprocess.Popen | None = None
@@ -78,30 +85,36 @@ class PankoAddon:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _bin(self, name: str) -> str:
+    def bin(self, name: str) -> str:
         return str(telemetry_install.venv("panko") / "bin" / name)
 
     def configure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         paste = telemetry_install.api_paste().read_text()
         paste = paste.replace("/etc/panko/healthcheck_disable", str(self.root / "healthcheck_disable"))
-        paste = paste.replace("[filter:authtoken]\n", f"[filter:authtoken]\noslo_config_file = {self.conf}\n", 1)
+        if self.layout is None:  # build_wsgi_app() hard-codes the panko+keystone composite: point its /v2 at noauth
+            paste = paste.replace("/v2 = pankov2_keystone_pipeline", "/v2 = pankov2_noauth_pipeline")
+        else:
+            paste = paste.replace("[filter:authtoken]\n", f"[filter:authtoken]\noslo_config_file = {self.conf}\n", 1)
         (self.root / "api_paste.ini").write_text(paste)
-        auth = self.layout.auth_url
-        self.conf.write_text(
-            f"[DEFAULT]\napi_paste_config = {self.root / 'api_paste.ini'}\nlog_file = {self.root / 'panko-api.log'}\n"
-            f"[database]\nconnection = {self.db_url}\n"
-            f"[keystone_authtoken]\nwww_authenticate_uri = {auth}\nauth_url = {auth}\nauth_type = password\n"
-            f"username = panko\npassword = {self.password}\nproject_name = service\nuser_domain_name = Default\n"
-            f"project_domain_name = Default\nregion_name = {REGION}\ninterface = public\n")
+        conf = (f"[DEFAULT]\napi_paste_config = {self.root / 'api_paste.ini'}\n"
+                f"log_file = {self.root / 'panko-api.log'}\n[database]\nconnection = {self.db_url}\n"
+                "[api]\ndefault_api_return_limit = 100\n")
+        if self.layout is not None:
+            auth = self.layout.auth_url
+            conf += (f"[keystone_authtoken]\nwww_authenticate_uri = {auth}\nauth_url = {auth}\nauth_type = password\n"
+                     f"username = panko\npassword = {self.password}\nproject_name = service\n"
+                     f"user_domain_name = Default\nproject_domain_name = Default\nregion_name = {REGION}\n"
+                     f"interface = public\ntoken_cache_time = {self.token_cache_time}\n")
+        self.conf.write_text(conf)
         self.conf.chmod(0o600)
-        subprocess.run([self._bin("panko-dbsync"), "--config-file", str(self.conf)], check=True,
+        subprocess.run([self.bin("panko-dbsync"), "--config-file", str(self.conf)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
 
     def start(self, timeout: float = 60) -> None:
         out = (self.root / "api.out").open("ab")
         self.proc = subprocess.Popen(
-            [self._bin("panko-api"), "--host", "127.0.0.1", "--port", str(self.port), "--", "--config-file",
+            [self.bin("panko-api"), "--host", "127.0.0.1", "--port", str(self.port), "--", "--config-file",
              str(self.conf)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

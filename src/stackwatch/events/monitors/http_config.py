@@ -7,13 +7,11 @@ and every error names the key, e.g. `events.panko.page_size: ...`.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from stackwatch.events.monitors.base import MonitorConfigError
-
-M = TypeVar("M", bound=BaseModel)
+from stackwatch.events.monitors.sections import parse_section
 
 
 class _Section(BaseModel):
@@ -119,18 +117,4 @@ def _password(password: str | None, env: str | None) -> str | None:
     return os.environ.get(env) if env else None
 
 
-def parse_section(model: type[M], section: Any, where: str) -> M:
-    """Validate a raw monitor section against `model`; errors name the offending key."""
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise MonitorConfigError(f"{where}: must be a mapping, got {type(section).__name__}")
-    try:
-        return model.model_validate(section)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            problems.append(f"{where}.{loc}: {msg}" if loc else f"{where}: {msg}")
-        raise MonitorConfigError("; ".join(problems)) from None
+__all__ = ["CeilometerHttpConfig", "HttpConfig", "PankoConfig", "parse_section"]
