@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from stackwatch.events.monitors.base import MonitorConfigError  # noqa: F401 - re-exported, callers import it here
 from stackwatch.events.monitors.sections import parse_section
 from stackwatch.masking import mask_url
 
