@@ -59,12 +59,15 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--threads", type=int, default=64)
     ap.add_argument("--database", default=None, help="default: SQLite in the data dir (stackwatch's default)")
+    ap.add_argument("--store-writer", default=None, help="store_writer setting (default: auto)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ceilo-"))
     cfg: dict = {"providers": [{"name": "bench", "events": {"monitor": "ceilometer-http"}}],
                  "handlers": {"full_refresh_seconds": 0}}
     if args.database:
         cfg["database"] = args.database
+    if args.store_writer:
+        cfg["store_writer"] = args.store_writer
     (tmp / "stackwatch.yaml").write_text(yaml.safe_dump(cfg))
     port = free_port()
     env = {**os.environ, "STACKWATCH_DATA_DIR": str(tmp / "data")}
@@ -127,7 +130,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, "-m", "stackwatch", "-c", str(tmp / "stackwatch.yaml"), "events",
                               "count"], env=env, capture_output=True, text=True)
         print(f"machine: {platform.machine()} {os.cpu_count()} CPU, load {os.getloadavg()[0]:.1f}; "
-              f"database: {args.database or 'sqlite (default)'}")
+              f"database: {args.database or 'sqlite (default)'}; store_writer: {args.store_writer or 'auto'}")
         print(f"POSTs: {len(latencies)} in {elapsed:.1f} s = {len(latencies) / elapsed:.0f}/s "
               f"(target {args.rate:g}/s, {args.threads} in parallel); non-200: {len(errors)}")
         print(f"latency ms: p50 {pct(50):.1f}  p90 {pct(90):.1f}  p99 {pct(99):.1f}  max {latencies[-1] * 1000:.1f}")

@@ -64,3 +64,27 @@ def run_catcher(prov: ProviderConfig, store: Any):
     from stackwatch.wiring import build_runner
 
     return build_runner(prov, store).start()
+
+
+@pytest.fixture
+def panko_pg(tmp_path: Path) -> Iterator[Panko]:
+    """A Panko 10 API over its own database on the real PostgreSQL, at REPEATABLE READ (the recipe's setting:
+    Panko reads a page and its traits in two statements of one transaction)."""
+    import uuid
+
+    import psycopg
+
+    _need_telemetry("panko")
+    name = f"monitors_panko_{uuid.uuid4().hex[:8]}"
+    admin_url = os.environ.get("STACKWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation TO 'repeatable read'")
+    base = admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://")
+    p = Panko(tmp_path / "panko", f"{base}/{name}")
+    p.configure()
+    p.start()
+    yield p
+    p.stop()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -128,3 +128,29 @@ def test_availability_and_config_errors():
     assert bad.misconfigured and "events.panko.page_size" in bad.reason
     nocloud = PankoMonitor.available(provider(panko={}))
     assert not nocloud.ok and "cloud" in nocloud.reason
+
+
+def test_panko_on_postgresql_events_inserted_while_paging(panko_pg, pg_store):
+    """Panko over PostgreSQL: 600 events recorded at one `generated` time while the monitor pages through
+    them (pages of 50); every one stored once, none without its traits."""
+    import threading
+
+    g = datetime(2026, 12, 6, 7, 0, 0)
+    panko_pg.record([event(i, g.isoformat(), prefix="0000006a-0000-0000-0000") for i in range(100)])
+    section = {"endpoint": panko_pg.url, "auth": "none", "headers": NOAUTH_HEADERS, "interval_seconds": 0.2,
+               "page_size": 50}
+    runner = run_catcher(provider(monitor="panko", panko=section), pg_store)
+    writer = threading.Thread(target=panko_pg.record, args=(
+        [event(i, g.isoformat(), prefix="0000006b-0000-0000-0000") for i in range(600)],))
+    try:
+        writer.start()
+        writer.join(600)
+        wait_for(lambda: len(_stored_ids(pg_store)) >= 700, 180, what="700 events")
+    finally:
+        runner.stop()
+    ids = _stored_ids(pg_store)
+    assert len(ids) == 700 and max(ids.values()) == 1
+    with pg_store.engine.connect() as conn:
+        bare = conn.execute(text("SELECT count(*) FROM events WHERE provider='lab' AND "
+                                 "(project_id IS NULL OR vm_ref IS NULL)")).scalar_one()
+    assert bare == 0
