@@ -48,6 +48,13 @@ def build_runner(provider: ProviderConfig, store: Any, routes: Any = None, *, se
 
     selection = selection or select(provider)
     monitor = selection.monitor(provider)
+    bind_store = getattr(monitor, "bind_store", None)
+    if bind_store is not None:  # polling monitors persist their cursor, push receivers store through it
+        if store is None and database_url is not None:
+            from stackwatch.store.db import open_store
+
+            store = open_store(database_url)
+        bind_store(store)
     log.info("catcher %s: monitor %s (%s), writer %s", provider.name, selection.name,
              selection.verdicts[selection.name].reason, writer)
     if writer == "process" and selection.name != "null":

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from stackwatch import __version__
-from stackwatch.api import fleece, handlers, inventory, observability, rules, schemas, web
+from stackwatch.api import fleece, handlers, ingest, inventory, observability, rules, schemas, web
 from stackwatch.api import stream as push_stream
 from stackwatch.api import subscriptions as push_subscriptions
 from stackwatch.api.identity import Caller, admin_caller, current_caller
@@ -139,4 +139,5 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
     app.include_router(push_subscriptions.router)
     app.include_router(push_stream.router)
     app.include_router(observability.router)
+    app.include_router(ingest.router)
     return app

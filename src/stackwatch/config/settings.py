@@ -84,6 +84,9 @@ class EventsConfig(_Strict):
     amqp: dict[str, Any] | None = None
     panko: dict[str, Any] | None = None
     http: dict[str, Any] | None = None
+    ceilometer_http: dict[str, Any] | None = None
+    skip_history: bool = Field(False, description="polling monitors (panko, http): the first start reads from "
+                                                  "now on instead of the whole history")
 
     @field_validator("monitor")
     @classmethod

@@ -9,9 +9,10 @@ import re
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from stackwatch.events.monitors.base import MonitorConfigError
+from stackwatch.events.monitors.base import MonitorConfigError  # noqa: F401 - re-exported, callers import it here
+from stackwatch.events.monitors.sections import parse_section
 from stackwatch.masking import mask_url
 
 #: Exchanges OpenStack services publish notifications on (oslo's `control_exchange` per service).
@@ -121,19 +122,4 @@ class AmqpConfig(BaseModel):
 
 def parse_amqp_section(section: dict[str, Any] | None, where: str = "events.amqp") -> AmqpConfig:
     """Validate a raw `events.amqp` mapping; errors name the offending key."""
-    if section is None:
-        section = {}
-    if not isinstance(section, dict):
-        raise MonitorConfigError(f"{where}: must be a mapping, got {type(section).__name__}")
-    try:
-        return AmqpConfig.model_validate(section)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            key = f"{where}.{loc}" if loc else where
-            msg = err["msg"]
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key"
-            problems.append(f"{key}: {msg}")
-        raise MonitorConfigError("; ".join(problems)) from None
+    return parse_section(AmqpConfig, section, where)
