@@ -27,7 +27,9 @@ VENV = CACHE / "venv"
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "data" / "gnocchi" / "constraints-gnocchi.txt"
 MARKER = VENV / ".stackwatch-installed-4.7.1"
 PG_ADMIN = os.environ.get("STACKWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_DB = int(os.environ.get("STACKWATCH_GNOCCHI_REDIS_DB", "11"))
+#: Redis dbs the peers may use; each running peer holds one by an flock (two Gnocchis on one db share their
+#: incoming sacks, and each one's metricd takes the other's measures)
+REDIS_DBS = range(int(os.environ.get("STACKWATCH_GNOCCHI_REDIS_DB", "10")), 16)
 
 WSGI = """import os
 from gnocchi import opts, service
@@ -98,15 +100,27 @@ def _psql(sql: str) -> None:
         conn.execute(sql)
 
 
+def _claim_redis_db():  # noqa: ANN202
+    for db in REDIS_DBS:
+        lock = open(f"/tmp/stackwatch-gnocchi-redis-{db}.lock", "w")  # noqa: SIM115 - held while the peer runs
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            continue
+        return db, lock
+    raise RuntimeError(f"every Redis db in {REDIS_DBS} is held by a running Gnocchi peer")
+
+
 class GnocchiPeer:
     """One Gnocchi (API + metricd) in `root`; `start()` waits until metricd has joined (GET /v1/status 200)."""
 
-    def __init__(self, root: Path, redis_db: int = REDIS_DB) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database = f"metrics_gnocchi_{uuid.uuid4().hex[:8]}"
-        self.redis_db = redis_db
+        self.redis_db, self._redis_lock = _claim_redis_db()
         self.api: subprocess.Popen | None = None
         self.metricd: subprocess.Popen | None = None
 
@@ -121,7 +135,7 @@ class GnocchiPeer:
         _psql(f'CREATE DATABASE "{self.database}"')
         self._flush_redis()
         subprocess.run([str(VENV / "bin" / "gnocchi-upgrade"), "--config-file", str(self.conf)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=open(self.root / "log" / "upgrade.log", "w"), timeout=300)
+                       stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, timeout=300)
         return self
 
     @property
@@ -133,7 +147,7 @@ class GnocchiPeer:
         if self.metricd is None:
             self.metricd = subprocess.Popen(
                 [str(VENV / "bin" / "gnocchi-metricd"), "--config-file", str(self.conf)],
-                stdout=open(self.root / "log" / "metricd.log", "a"), stderr=subprocess.STDOUT,
+                stdout=self._log("metricd"), stderr=subprocess.STDOUT,
                 env={**os.environ, "VIRTUAL_ENV": str(VENV)}, start_new_session=True)
         self._wait(lambda: requests.get(self.url + "/v1/status", auth=("admin", ""), timeout=5).status_code == 200,
                    timeout, "metricd never joined")
@@ -145,7 +159,7 @@ class GnocchiPeer:
                 [str(VENV / "bin" / "gunicorn"), "--no-control-socket", "--chdir", str(self.root / "etc"),
                  "-b", f"127.0.0.1:{self.port}", "-w", "1", "--threads", "4", "--timeout", "120",
                  "gnocchi_wsgi:application"],
-                stdout=open(self.root / "log" / "api.log", "a"), stderr=subprocess.STDOUT,
+                stdout=self._log("api"), stderr=subprocess.STDOUT,
                 env={**os.environ, "GNOCCHI_CONF": str(self.conf)}, start_new_session=True)
         self._wait(lambda: requests.get(self.url + "/healthcheck", timeout=5).status_code == 200, timeout,
                    "API never answered /healthcheck")
@@ -165,6 +179,7 @@ class GnocchiPeer:
             _psql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         finally:
             self._flush_redis()
+            self._redis_lock.close()
             shutil.rmtree(self.root / "data", ignore_errors=True)
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -173,6 +188,9 @@ class GnocchiPeer:
         s.auth = ("admin", "")
         s.headers["Content-Type"] = "application/json"
         return s
+
+    def _log(self, name: str):  # noqa: ANN202 - a file the child process inherits
+        return open(self.root / "log" / f"{name}.log", "a")  # noqa: SIM115 - closed with the process
 
     def _flush_redis(self) -> None:
         """FLUSHDB on our Redis db, in plain RESP (the redis client is not a stackwatch dependency)."""

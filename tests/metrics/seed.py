@@ -98,9 +98,9 @@ def create_vms(s: requests.Session, url: str, count: int, *, disks: int = 2, nic
                  "metrics": {m: {"archive_policy_name": ap} for m, ap in DISK_METRICS.items()}}))
             assert r.status_code == 201, r.text
             vm.disks[rid] = dev
-        for n in range(nics):
+        for _n in range(nics):
             port = str(uuid.uuid4())
-            rid = "instance-%08x-%s-tap%s" % (i + 1, vm.id, port[:11])
+            rid = f"instance-{i + 1:08x}-{vm.id}-tap{port[:11]}"
             r = s.post(url + "/v1/resource/instance_network_interface", data=json.dumps(
                 {"id": rid, "project_id": vm.project, "name": "tap" + port[:11], "instance_id": vm.id,
                  "metrics": {m: {"archive_policy_name": ap} for m, ap in NIC_METRICS.items()}}))
