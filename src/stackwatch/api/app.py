@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from stackwatch import __version__
-from stackwatch.api import fleece, handlers, inventory, web
+from stackwatch.api import fleece, handlers, inventory, metrics_api, web
 from stackwatch.config.settings import Settings
 from stackwatch.events.model import GROUPS
 from stackwatch.inventory.timeline import AmbiguousReference, resolve_vm, vm_changes
@@ -117,4 +117,5 @@ def create_app(settings: Settings, store: EventStore) -> FastAPI:
     app.include_router(inventory.router)
     app.include_router(fleece.router)
     app.include_router(handlers.router)
+    app.include_router(metrics_api.router)
     return app

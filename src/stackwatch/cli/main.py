@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "fleece": ("stackwatch.cli.fleece", "fleece", "Inspect disk images and instances without booting them."),
     "worker": ("stackwatch.cli.worker", "app", "Run one part of stackwatch as its own process."),
     "devcloud": ("stackwatch.cli.devcloud", "app", "A real OpenStack on 127.0.0.1, to try and to test."),
+    "metrics": ("stackwatch.cli.metrics", "app", "Metrics from Gnocchi: rollups per VM, host, project."),
 }
 
 
