@@ -19,8 +19,10 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import requests
+if TYPE_CHECKING:  # pragma: no cover
+    import requests
 
 CACHE = Path(os.environ.get("STACKWATCH_GNOCCHI_CACHE", Path.home() / ".cache" / "stackwatch" / "gnocchi"))
 VENV = CACHE / "venv"
@@ -143,6 +145,8 @@ class GnocchiPeer:
         return self.root / "etc" / "gnocchi.conf"
 
     def start(self, timeout: float = 120) -> GnocchiPeer:
+        import requests
+
         self.start_api(timeout)
         if self.metricd is None:
             self.metricd = subprocess.Popen(
@@ -154,6 +158,8 @@ class GnocchiPeer:
         return self
 
     def start_api(self, timeout: float = 120) -> None:
+        import requests
+
         if self.api is None:
             self.api = subprocess.Popen(
                 [str(VENV / "bin" / "gunicorn"), "--no-control-socket", "--chdir", str(self.root / "etc"),
@@ -184,6 +190,8 @@ class GnocchiPeer:
 
     # -- helpers ---------------------------------------------------------------------------------------
     def session(self) -> requests.Session:
+        import requests
+
         s = requests.Session()
         s.auth = ("admin", "")
         s.headers["Content-Type"] = "application/json"
@@ -203,6 +211,8 @@ class GnocchiPeer:
                 raise RuntimeError(f"redis: {reply!r}")
 
     def _wait(self, check, timeout: float, what: str) -> None:  # noqa: ANN001
+        import requests
+
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for proc in (self.api, self.metricd):
