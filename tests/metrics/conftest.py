@@ -3,14 +3,13 @@ configured for it with basic auth, and helpers to wait for metricd and read what
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
 
 from tests.metrics.gnocchi_peer import GnocchiPeer
-from tests.metrics.seed import ensure_schema
+from tests.metrics.seed import ensure_schema, wait_processed  # noqa: F401 - the tests import it from here
 
 
 @pytest.fixture
@@ -22,35 +21,6 @@ def gnocchi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GnocchiPeer]:
         yield peer
     finally:
         peer.teardown()
-
-
-def wait_processed(peer: GnocchiPeer, vms: list, timeout: float = 120) -> None:
-    """Until metricd has made every posted point readable: every series of every resource of `vms` ends at
-    the last timestamp posted (GET /v1/status says 0 measures left while metricd still writes the last ones)."""
-    from tests.metrics.seed import DISK_METRICS, INSTANCE_METRICS, NIC_METRICS
-
-    last = max(points[-1][0] for vm in vms for points in vm.posted.values()).isoformat()
-    first = min(points[0][0] for vm in vms for points in vm.posted.values()).isoformat()
-    kinds = (("instance", INSTANCE_METRICS, "id", 1), ("instance_disk", DISK_METRICS, "instance_id", "disks"),
-             ("instance_network_interface", NIC_METRICS, "instance_id", "nics"))
-    s = peer.session()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready = True
-        for rtype, metrics, key, per_vm in kinds:
-            ops = "(metric " + " ".join(f"({m} mean)" for m in metrics) + ")"
-            r = s.post(peer.url + "/v1/aggregates", params={"granularity": 300, "start": first, "details": "false"},
-                       json={"operations": ops, "resource_type": rtype, "search": {"in": {key: [v.id for v in vms]}}})
-            r.raise_for_status()
-            measures = r.json()["measures"]
-            resources = sum(1 if per_vm == 1 else len(getattr(vm, per_vm)) for vm in vms)
-            ready &= len(measures) == resources and all(
-                per_metric.get(m, {}).get("mean") and per_metric[m]["mean"][-1][0] == last
-                for per_metric in measures.values() for m in metrics)
-        if ready:
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"metricd left measures unprocessed after {timeout} s")
 
 
 def provider_doc(peer: GnocchiPeer, name: str = "lab", **metrics) -> dict:

@@ -11,6 +11,7 @@ Series are deterministic functions of the point index so a test can compute expe
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -164,3 +165,30 @@ def post_measures(s: requests.Session, url: str, vms: list[Vm], stamps: list[dat
                     batch.setdefault(rid, {})[metric] = points
         r = s.post(url + "/v1/batch/resources/metrics/measures", data=json.dumps(batch))
         assert r.status_code == 202, r.text
+
+
+def wait_processed(peer, vms: list, timeout: float = 120) -> None:
+    """Until metricd has made every posted point readable: every series of every resource of `vms` ends at
+    the last timestamp posted (GET /v1/status says 0 measures left while metricd still writes the last ones)."""
+    last = max(points[-1][0] for vm in vms for points in vm.posted.values()).isoformat()
+    first = min(points[0][0] for vm in vms for points in vm.posted.values()).isoformat()
+    kinds = (("instance", INSTANCE_METRICS, "id", 1), ("instance_disk", DISK_METRICS, "instance_id", "disks"),
+             ("instance_network_interface", NIC_METRICS, "instance_id", "nics"))
+    s = peer.session()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready = True
+        for rtype, metrics, key, per_vm in kinds:
+            ops = "(metric " + " ".join(f"({m} mean)" for m in metrics) + ")"
+            r = s.post(peer.url + "/v1/aggregates", params={"granularity": 300, "start": first, "details": "false"},
+                       json={"operations": ops, "resource_type": rtype, "search": {"in": {key: [v.id for v in vms]}}})
+            r.raise_for_status()
+            measures = r.json()["measures"]
+            resources = sum(1 if per_vm == 1 else len(getattr(vm, per_vm)) for vm in vms)
+            ready &= len(measures) == resources and all(
+                per_metric.get(m, {}).get("mean") and per_metric[m]["mean"][-1][0] == last
+                for per_metric in measures.values() for m in metrics)
+        if ready:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"metricd left measures unprocessed after {timeout} s")
