@@ -118,4 +118,5 @@ def create_app(settings: Settings, store: EventStore) -> FastAPI:
     app.include_router(fleece.router)
     app.include_router(handlers.router)
     app.include_router(metrics_api.router)
+    app.include_router(metrics_api.pages)
     return app

@@ -1,4 +1,5 @@
-"""`GET /api/v1/metrics/{vm|host|project}/{ref}`: rollups captured from Gnocchi, scoped by the caller.
+"""`GET /api/v1/metrics/{vm|host|project}/{ref}`: rollups captured from Gnocchi, scoped by the caller; and
+the web console's VM metrics page (`/metrics?vm=UUID-or-NAME`: inline SVG charts, no external assets).
 
 A non-admin caller sees an instance or a project only when it is in their project; host rollups mix every
 project on the host, so they are for admins only.
@@ -6,14 +7,18 @@ project on the host, so they are for admins only.
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse
 
 from stackwatch.api.identity import Caller, current_caller
 from stackwatch.metrics.query import MetricsQueryError, granularity_seconds, resolve_instance, rows, since_time
 
 router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+pages = APIRouter()
+_PAGE = resources.files("stackwatch.api").joinpath("static/metrics.html")
 
 Since = Annotated[str, Query(description="periods starting at or after: an age (24h, 7d) or an ISO 8601 time")]
 Granularity = Annotated[str, Query(description="5m, hourly or daily")]
@@ -57,3 +62,9 @@ def project_metrics(request: Request, ref: str, since: Since = "24h", granularit
     if not caller.may_see(ref):
         raise HTTPException(404, f"no project {ref!r}")
     return _read(request, "project", ref, since, granularity, provider, metric)
+
+
+@pages.get("/metrics", response_class=HTMLResponse, include_in_schema=False)
+def metrics_page() -> str:
+    """The VM metrics page: it reads `/api/v1/metrics/vm/...` from the browser, as the caller."""
+    return _PAGE.read_text(encoding="utf-8")
