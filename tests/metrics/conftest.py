@@ -13,14 +13,21 @@ from tests.metrics.seed import ensure_schema, wait_processed  # noqa: F401 - the
 
 
 @pytest.fixture
-def gnocchi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GnocchiPeer]:
+def gnocchi_bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GnocchiPeer]:
+    """A fresh Gnocchi as `gnocchi-upgrade` leaves it: no Ceilometer resource types or archive policies."""
     peer = GnocchiPeer(tmp_path_factory.mktemp("gnocchi"))
     try:
         peer.setup().start()
-        ensure_schema(peer.session(), peer.url)
         yield peer
     finally:
         peer.teardown()
+
+
+@pytest.fixture
+def gnocchi(gnocchi_bare: GnocchiPeer) -> GnocchiPeer:
+    """A fresh Gnocchi with Ceilometer 27's resource types and archive policies."""
+    ensure_schema(gnocchi_bare.session(), gnocchi_bare.url)
+    return gnocchi_bare
 
 
 def provider_doc(peer: GnocchiPeer, name: str = "lab", **metrics) -> dict:

@@ -66,7 +66,8 @@ def cpu_util(points: list[Point], cursor: Cursor | None,
 
 class VcpuLookup:
     """vcpus at a time: the `vcpus` point of that bucket, else the latest one before it, else the last one
-    captured earlier (the cursor)."""
+    captured earlier (the cursor), else the first one after it (Ceilometer sends `vcpus` with nova's hourly
+    audit notifications, so an instance's first cpu points may come before its first vcpus point)."""
 
     def __init__(self, points: list[Point], cursor: Cursor | None) -> None:
         self.times = [t for t, _v in points]
@@ -77,4 +78,6 @@ class VcpuLookup:
         i = bisect.bisect_right(self.times, when)
         if i:
             return self.values[i - 1]
-        return self.cursor.value if self.cursor is not None and self.cursor.at <= when else None
+        if self.cursor is not None and self.cursor.at <= when:
+            return self.cursor.value
+        return self.values[0] if self.values else None
