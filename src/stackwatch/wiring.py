@@ -5,7 +5,8 @@ built here (thread or process writer), and the handler stage with its handlers (
 periodic full refresh is assembled here. The CLI only picks which of the two halves a process runs:
 
 - `serve`: catchers + handlers + the API; `serve --no-catchers`: handlers + the API beside catcher workers;
-- `worker catcher --provider P`: one provider's catcher; `worker handler`: the handlers alone.
+- `worker catcher --provider P`: one provider's catcher; `worker handler`: the handlers alone;
+- `worker metrics --provider P`: one provider's metrics capture loop (`serve` runs one per provider with `metrics`).
 
 Catchers and handlers share nothing but the stored event stream, so any split across processes works.
 """
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from stackwatch.events.monitors.registry import Selection
     from stackwatch.events.runner import CatcherRunner
     from stackwatch.inventory.events import InventoryRefresher
+    from stackwatch.metrics.loop import MetricsLoop
     from stackwatch.switchboard.periodic import PeriodicFullRefresh
     from stackwatch.switchboard.stage import HandlerStage
 
@@ -190,10 +192,20 @@ def start_handlers(settings: Settings, store: Any) -> HandlersHandle:
     return HandlersHandle(stage, periodic, refresher)
 
 
+# -- metrics ---------------------------------------------------------------------------------------------
+def start_metrics(settings: Settings, store: Any, providers: list[str] | None = None) -> list[MetricsLoop]:
+    """One capture loop per provider (or the named ones) that has a `metrics` section (docs/metrics.md)."""
+    from stackwatch.metrics.loop import start_loops
+
+    chosen = [p for p in settings.providers if providers is None or p.name in providers]
+    return start_loops(chosen, store.engine)
+
+
 # -- serve -----------------------------------------------------------------------------------------------
 @dataclass
 class EventEngine:
-    """What `serve` runs beside the API: catchers (unless `--no-catchers`) and the handlers.
+    """What `serve` runs beside the API: catchers (unless `--no-catchers`), the handlers, and a metrics
+    capture loop per provider with a `metrics` section.
 
     Stop order: catchers first (their last batches are stored and acknowledged), then the handlers finish the
     batches they hold and save their positions; whatever they did not reach stays in the stream for the next
@@ -202,14 +214,17 @@ class EventEngine:
 
     catchers: CatchersHandle | None
     handlers: HandlersHandle | None
+    metrics: list[MetricsLoop] | None = None
 
     @classmethod
     def start(cls, settings: Settings, store: Any, *, catchers: bool = True, handlers: bool = True) -> EventEngine:
         """Select every provider's monitor first (a configuration error stops before anything starts)."""
         handle = start_catchers(settings, store) if catchers else None
-        return cls(handle, start_handlers(settings, store) if handlers else None)
+        return cls(handle, start_handlers(settings, store) if handlers else None, start_metrics(settings, store))
 
     def stop(self) -> None:
+        for loop in self.metrics or ():
+            loop.stop()
         if self.catchers is not None:
             self.catchers.stop()
         if self.handlers is not None:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from stackwatch import __version__
-from stackwatch.api import fleece, handlers, ingest, inventory, observability, rules, schemas, web
+from stackwatch.api import fleece, handlers, ingest, inventory, metrics_api, observability, rules, schemas, web
 from stackwatch.api import stream as push_stream
 from stackwatch.api import subscriptions as push_subscriptions
 from stackwatch.api.identity import Caller, admin_caller, current_caller
@@ -140,4 +140,6 @@ def create_app(settings: Settings, store: EventStore, authenticator: Any = None)
     app.include_router(push_stream.router)
     app.include_router(observability.router)
     app.include_router(ingest.router)
+    app.include_router(metrics_api.router)
+    app.include_router(metrics_api.pages)
     return app

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "rules": ("stackwatch.cli.rules", "app", "Automation rules: list, add, test, runs, retry."),
     "subscription": ("stackwatch.cli.subscription", "app", "Push subscriptions: webhooks, AMQP, Zaqar."),
     "token": ("stackwatch.cli.token", "app", "Local API tokens: create, list, revoke."),
+    "metrics": ("stackwatch.cli.metrics", "app", "Metrics from Gnocchi: rollups per VM, host, project."),
 }
 
 

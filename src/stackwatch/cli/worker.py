@@ -4,7 +4,8 @@
 catcher until SIGTERM / SIGINT; a stop lets the batch being written finish and be acknowledged, the rest
 stays on the broker. `stackwatch worker handler --config FILE` runs the handlers (policy, refresh, the
 periodic full refresh) over the stored stream; a stop finishes the batches being handled and saves their
-positions. stackwatch/wiring.py builds both.
+positions. `stackwatch worker metrics --provider NAME` runs the provider's metrics capture loop (Gnocchi ->
+rollups); a stop lets the batch being written finish. stackwatch/wiring.py builds all three.
 """
 
 from __future__ import annotations
@@ -123,3 +124,36 @@ def handler(
     handlers.stop()
     store.dispose()
     log.info("handlers stopped", extra={"handlers": handlers.stats()})
+
+
+@app.command("metrics")
+@friendly_errors
+def metrics(
+    provider: Annotated[str, typer.Option("--provider", "-p", help="provider with a metrics section")],
+    log_level: Annotated[str, typer.Option(help="debug, info, warning, error")] = "info",
+) -> None:
+    """Capture one provider's metrics from Gnocchi every `metrics.interval_seconds` until SIGTERM / SIGINT."""
+    from stackwatch.store.db import open_store
+    from stackwatch.wiring import start_metrics
+
+    setup_logging(log_level)
+    cfg = load_settings()  # --config (cli.common's one option) has set $STACKWATCH_CONFIG
+    if cfg.provider(provider).metrics is None:
+        err_console.print(f"[red]error:[/red] provider {provider} has no metrics section", highlight=False)
+        raise typer.Exit(2)
+    store = open_store(cfg.database_url)
+    loops = start_metrics(cfg, store, [provider])
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %s: stopping metrics capture", signal.Signals(signum).name, extra={"provider": provider})
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("metrics capture running", extra={"provider": provider, "database": mask_url(cfg.database_url)})
+    stopping.wait()
+    for loop in loops:
+        loop.stop()
+    store.dispose()
+    log.info("metrics capture stopped", extra={"provider": provider, **{"stats": [lp.stats() for lp in loops]}})

@@ -19,7 +19,7 @@ import yaml
 # (~40 ms of each short command's start-up). An operator who does use one sets the variable (to "" say).
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator  # noqa: E402
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator  # noqa: E402
 
 from stackwatch.config.env import (  # noqa: E402
     ENV_CONFIG,
@@ -28,6 +28,7 @@ from stackwatch.config.env import (  # noqa: E402
     MONITOR_KEYWORDS,
     installed_monitors,
 )
+from stackwatch.config.metrics import MetricsConfig  # noqa: E402
 
 
 class ConfigError(Exception):
@@ -99,6 +100,14 @@ class ProviderConfig(_Strict):
     type: Literal["openstack"] = "openstack"
     cloud: str | None = None
     events: EventsConfig = Field(default_factory=EventsConfig)
+    metrics: MetricsConfig | None = Field(None, description="capture metrics from Gnocchi (docs/metrics.md)")
+
+    @model_validator(mode="after")
+    def _metrics_need_a_way_in(self) -> ProviderConfig:
+        gnocchi = self.metrics.gnocchi if self.metrics else None
+        if gnocchi is not None and gnocchi.auth == "keystone" and not self.cloud:
+            raise ValueError("metrics.gnocchi.auth keystone needs the provider's cloud (or auth: basic + endpoint)")
+        return self
 
 
 class KeystoneAuthConfig(_Strict):
