@@ -11,7 +11,7 @@ from alembic import op
 from stackwatch.store.models import JSONDocument, UTCDateTime
 
 revision = "0008_subscriptions"
-down_revision = "0005_handler_stream"
+down_revision = "0007_deliveries"
 branch_labels = None
 depends_on = None
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_api_tokens"
-down_revision = "0005_handler_stream"
+down_revision = "0008_subscriptions"
 branch_labels = None
 depends_on = None
 

@@ -11,7 +11,7 @@ from alembic import op
 from stackwatch.store.models import BigId, UTCDateTime
 
 revision = "0010_metrics"
-down_revision = "0005_handler_stream"
+down_revision = "0009_api_tokens"
 branch_labels = None
 depends_on = None
 
