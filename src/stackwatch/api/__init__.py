@@ -4,5 +4,6 @@ authentication and project scoping (identity.py, auth/), and the pages for peopl
 May import: stackwatch.config, stackwatch.events.model, stackwatch.store, stackwatch.inventory,
 stackwatch.fleece.reports, stackwatch.switchboard.rules (automation rules), stackwatch.switchboard.routes,
 stackwatch.push (subscriptions, the stream), stackwatch.selfmetrics, stackwatch.events.monitors.http_receiver and
-stackwatch.events.panko_convert (the Ceilometer push receiver); keystoneauth1 / openstack.config (auth/).
+stackwatch.events.panko_convert (the Ceilometer push receiver), stackwatch.metrics.query; keystoneauth1 /
+openstack.config (auth/).
 """
