@@ -36,8 +36,8 @@ Event = create_model(  # type: ignore[call-overload]
     __config__=ConfigDict(json_schema_extra={"examples": [EVENT_EXAMPLE]}),
     __doc__="One canonical event (docs/events.md): the contract's fields, then how many identical events flood "
             "control counted onto it.",
-    collapsed_count=(int, 0),
     **_event_fields,
+    collapsed_count=(int, 0),  # after the contract's fields: the order `to_json_dict` gives them
 )
 
 
