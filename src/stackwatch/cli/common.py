@@ -95,6 +95,15 @@ def open_store_for(cfg: Settings, long_running: bool = False, writer: str | None
     return open_store(cfg.database_url, writer=choose_writer(writer or cfg.store_writer, long_running))
 
 
+def open_reader_for(cfg: Settings):  # noqa: ANN201
+    """Something that reads events (`query`, `get`, `count`): on an embedded database already at the code's
+    heads, `sqlite3` alone (store/reads.py: a short command then skips SQLAlchemy's import, half its start-up);
+    otherwise the full store, which creates or migrates the database first."""
+    from stackwatch.store.reads import open_sqlite_reader
+
+    return open_sqlite_reader(cfg.database_url) or open_store_for(cfg)
+
+
 def routes_for(cfg: Settings) -> RoutingTable:
     from stackwatch.switchboard.routes import RoutingTable
 

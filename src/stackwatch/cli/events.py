@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stackwatch.cli.common import friendly_errors, open_store_for, routes_for, settings
+from stackwatch.cli.common import friendly_errors, open_reader_for, open_store_for, routes_for, settings
 from stackwatch.cli.output import OutputFormat, console, err_console, print_json, print_table, short_time
 
 if TYPE_CHECKING:  # pragma: no cover - imported where used: `events count` must not load the intake
-    from stackwatch.store.events import EventQuery
+    from stackwatch.store.reads import EventQuery
 
 app = typer.Typer(help="The event stream: ingest, list, count, show, timeline, quarantine.", no_args_is_help=True)
 
@@ -100,7 +100,7 @@ def _query(
     group: str | None, since: str | None, until: str | None, limit: int,
 ) -> EventQuery:
     from stackwatch.events.model import GROUPS
-    from stackwatch.store.events import EventQuery
+    from stackwatch.store.reads import EventQuery
 
     if group and group not in GROUPS:
         raise typer.BadParameter(f"{group!r} is not one of {', '.join(GROUPS)}", param_hint="--group")
@@ -127,7 +127,7 @@ def list_events(
     """The latest events matching the filters, oldest first. `collapsed` (+N): identical events flood
     control counted onto this one instead of storing each; every caught event is a row or in a count."""
     cfg = settings()
-    events = open_store_for(cfg).query(_query(provider, vm, host, project, type, group, since, until, limit))
+    events = open_reader_for(cfg).query(_query(provider, vm, host, project, type, group, since, until, limit))
     if format is OutputFormat.json:
         print_json([ev.to_json_dict() for ev in events])
         return
@@ -151,7 +151,7 @@ def _collapsed(count: int) -> str:
 @friendly_errors
 def count(provider: Annotated[str | None, typer.Option(help="provider name")] = None) -> None:
     """Print the number of stored events."""
-    typer.echo(open_store_for(settings()).count(provider))
+    typer.echo(open_reader_for(settings()).count(provider))
 
 
 @app.command()
@@ -162,7 +162,7 @@ def show(
     format: FormatOpt = OutputFormat.json,
 ) -> None:
     """One event with its whole payload."""
-    event = open_store_for(settings()).get(message_id, provider)
+    event = open_reader_for(settings()).get(message_id, provider)
     if event is None:
         err_console.print(f"[red]error:[/red] no event with message_id {message_id!r}")
         raise typer.Exit(1)

@@ -2,13 +2,11 @@
 
 `open_store` is the one entry point: it builds the engine, runs Alembic to head and returns an EventStore.
 Alembic (with Mako and Pygments, ~40 % of a short command's start-up) is imported only when the database
-is not already at the code's heads, which `code_heads` reads from the version files without it.
+is not already at the code's heads, which `store/heads.py` reads from the version files without it.
 """
 
 from __future__ import annotations
 
-import ast
-import functools
 import os
 import sqlite3
 from pathlib import Path
@@ -20,11 +18,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from stackwatch.store.errors import StoreError, StoreUnavailable
+from stackwatch.store.heads import MIGRATIONS_DIR, code_heads
 
 if TYPE_CHECKING:  # pragma: no cover
     from alembic.config import Config
-
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
 def _json_dumps(value: object) -> str:
@@ -122,32 +119,6 @@ def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return cfg
-
-
-@functools.cache
-def code_heads() -> frozenset[str] | None:
-    """Head revisions of the shipped migrations, from each version file's `revision` and `down_revision`
-    literals (parsed, not imported); None when a file does not state them plainly: Alembic decides then."""
-    revisions: set[str] = set()
-    parents: set[str] = set()
-    for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
-        if path.name == "__init__.py":
-            continue
-        found: dict[str, object] = {}
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            target = node.target if isinstance(node, ast.AnnAssign) else (
-                node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None)
-            if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") and node.value:
-                try:
-                    found[target.id] = ast.literal_eval(node.value)
-                except ValueError:
-                    return None
-        down = found.get("down_revision")
-        if not isinstance(found.get("revision"), str) or not isinstance(down, str | tuple | list | None):
-            return None
-        revisions.add(found["revision"])  # type: ignore[arg-type]
-        parents.update([down] if isinstance(down, str) else (down or ()))
-    return frozenset(revisions - parents) or None
 
 
 def at_heads(engine: Engine) -> bool:

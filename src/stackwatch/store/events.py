@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,17 +24,17 @@ from stackwatch.events.model import (
     R_MESSAGE_ID,
     R_PROVIDER,
     R_RECEIVED_AT,
-    REF_FIELDS,
     Event,
     Record,
 )
 from stackwatch.store.errors import as_store_error
 from stackwatch.store.inserts import add_collapsed, copy_insert_pg, insert_sqlite
 from stackwatch.store.models import EventRow, MonitorCursorRow, QuarantineRow
-from stackwatch.store.scope import restrict
+from stackwatch.store.reads import EventQuery, EventReader, glob_to_like
+
+__all__ = ["EventQuery", "EventStore", "QuarantineItem", "QuarantinedRecord", "WriteResult", "glob_to_like"]
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,26 +69,6 @@ class WriteResult:
     quarantined: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    provider: str | None = None
-    vm: str | None = None
-    host: str | None = None
-    project: str | None = None
-    type_glob: str | None = None
-    group: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    limit: int = 100
-    projects: tuple[str, ...] | None = None  # the caller's visible projects (store/scope.py); None: all
-
-
-def glob_to_like(pattern: str) -> str:
-    """`compute.instance.*` -> `compute.instance.%` with LIKE's own wildcards escaped."""
-    escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped.replace("*", "%").replace("?", "_")
-
-
 #: rows this store writes before it first checks that PostgreSQL has statistics for `events` (then x8 each time)
 _STATISTICS_CHECK_ROWS = 1000
 
@@ -97,6 +79,7 @@ class EventStore:
         self.dialect = engine.dialect.name
         self._written = 0
         self._statistics_check_at = _STATISTICS_CHECK_ROWS
+        self._reader = EventReader(self._driver_connection, self.dialect)
 
     @property
     def concurrent_writers(self) -> int:
@@ -215,58 +198,26 @@ class EventStore:
             if deleted < batch_size:
                 return total
 
-    # -- reads ------------------------------------------------------------------------------------------
+    # -- reads (store/reads.py: the same SQL the CLI's lean read path runs) -------------------------------
+    @contextmanager
+    def _driver_connection(self) -> Iterator[Any]:
+        with self.engine.connect() as conn:
+            yield conn.connection.driver_connection
+
     def query(self, q: EventQuery) -> list[Event]:
         """Events matching `q`: the latest `limit` of them, in chronological order."""
-        stmt = restrict(select(*_EVENT_COLUMNS), EventRow.project_id, q.projects)
-        if q.provider:
-            stmt = stmt.where(EventRow.provider == q.provider)
-        if q.vm:
-            stmt = stmt.where(EventRow.vm_ref == q.vm)
-        if q.host:
-            stmt = stmt.where(EventRow.host_ref == q.host)
-        if q.project:
-            stmt = stmt.where(EventRow.project_id == q.project)
-        if q.type_glob:
-            if any(ch in q.type_glob for ch in "*?"):
-                stmt = stmt.where(EventRow.event_type.like(glob_to_like(q.type_glob), escape="\\"))
-            else:
-                stmt = stmt.where(EventRow.event_type == q.type_glob)
-        if q.group:
-            stmt = stmt.where(EventRow.group == q.group)
-        if q.since:
-            stmt = stmt.where(EventRow.sort_time >= q.since)
-        if q.until:
-            stmt = stmt.where(EventRow.sort_time < q.until)
-        stmt = stmt.order_by(EventRow.sort_time.desc(), EventRow.id.desc()).limit(max(1, q.limit))
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-        return [_row_to_event(row) for row in reversed(rows)]
+        return self._reader.query(q)
 
     def get(
         self, message_id: str, provider: str | None = None, projects: tuple[str, ...] | None = None
     ) -> Event | None:
-        """One event by message id; `projects` restricts it as EventQuery.projects does (None: any)."""
-        stmt = restrict(select(*_EVENT_COLUMNS).where(EventRow.message_id == message_id), EventRow.project_id, projects)
-        if provider:
-            stmt = stmt.where(EventRow.provider == provider)
-        with self.engine.connect() as conn:
-            row = conn.execute(stmt.limit(1)).first()
-        return _row_to_event(row) if row else None
+        return self._reader.get(message_id, provider, projects)
 
     def collapsed_count(self, message_id: str, provider: str) -> int:
-        stmt = select(EventRow.collapsed_count).where(
-            EventRow.provider == provider, EventRow.message_id == message_id
-        )
-        with self.engine.connect() as conn:
-            return int(conn.execute(stmt).scalar() or 0)
+        return self._reader.collapsed_count(message_id, provider)
 
     def count(self, provider: str | None = None) -> int:
-        stmt = select(func.count()).select_from(EventRow)
-        if provider:
-            stmt = stmt.where(EventRow.provider == provider)
-        with self.engine.connect() as conn:
-            return int(conn.execute(stmt).scalar_one())
+        return self._reader.count(provider)
 
     def quarantined(self, provider: str | None = None, limit: int = 100) -> list[QuarantinedRecord]:
         stmt = select(QuarantineRow).order_by(QuarantineRow.id.desc()).limit(limit)
@@ -310,29 +261,3 @@ class EventStore:
 
     def dispose(self) -> None:
         self.engine.dispose()
-
-
-#: the event columns, each labelled with its EventRow attribute name: reads select these (Core rows, not ORM
-#: objects: half the cost of a 500-event timeline, bench/RESULTS.md issue 16) and `_row_to_event` reads both
-_EVENT_COLUMNS = [getattr(EventRow, attr).label(attr) for attr in EventRow.__mapper__.column_attrs.keys()]  # noqa: SIM118 - names
-
-
-def _row_to_event(r: EventRow) -> Event:
-    return Event(
-        message_id=r.message_id,
-        provider=r.provider,
-        source=r.source,
-        event_type=r.event_type,
-        timestamp=r.timestamp,
-        received_at=r.received_at,
-        publisher_id=r.publisher_id,
-        priority=r.priority,
-        project_id=r.project_id,
-        user_id=r.user_id,
-        request_id=r.request_id,
-        group=r.group,
-        level=r.level,
-        payload=r.payload,
-        collapsed_count=r.collapsed_count or 0,
-        **{name: getattr(r, name) for name in REF_FIELDS},
-    )

@@ -19,6 +19,7 @@ from stackwatch.events.model import (
     Record,
 )
 from stackwatch.store.errors import StoreError
+from stackwatch.store.reads import sqlite_time
 
 #: the columns a record fills, in record order; `sort_time` and `collapsed_count` are derived in the INSERT
 RECORD_COLUMNS: tuple[str, ...] = tuple("event_group" if name == "group" else name for name in RECORD_FIELDS)
@@ -68,7 +69,7 @@ def _time_text(value: datetime | str | None, pg: bool, cache: dict[datetime, str
     text = cache.get(value)
     if text is None:
         utc = value if value.tzinfo is UTC else value.astimezone(UTC)
-        text = cache[value] = utc.isoformat() if pg else utc.isoformat(" ", "microseconds")[:26]
+        text = cache[value] = utc.isoformat() if pg else sqlite_time(utc)
     return text
 
 

@@ -35,10 +35,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from stackwatch.events.model import Event
-from stackwatch.store.events import _row_to_event
 from stackwatch.store.models import Base, EventRow, UTCDateTime
+from stackwatch.store.reads import EVENT_COLUMNS, event_from_row
 
 log = logging.getLogger(__name__)
+
+#: the id, then the columns `event_from_row` decodes
+_ID_AND_EVENT = (EventRow.__table__.c.id, *(EventRow.__table__.c[name] for name in EVENT_COLUMNS))
 
 #: the id part of a PostgreSQL head position: after every id of the transactions before the horizon
 _AFTER_ALL_IDS = 2**62
@@ -113,20 +116,21 @@ class EventStream:
     def read(self, provider: str, after: StreamPosition, limit: int) -> list[StreamItem]:
         """Up to `limit` events of `provider` after `after`, oldest first, each with its own position."""
         if self.postgres:
-            stmt = select(EventRow, literal_column("events.txid::text::bigint").label("txid_number"))
-            with Session(self.engine) as session:
-                horizon = self._horizon(session.connection())
-                rows = session.execute(self._after(stmt, provider, after, horizon).limit(limit)).all()
-            return [StreamItem(StreamPosition(int(number), row.id), _row_to_event(row)) for row, number in rows]
+            stmt = select(literal_column("events.txid::text::bigint"), *_ID_AND_EVENT)
+            with self.engine.connect() as conn:
+                horizon = self._horizon(conn)
+                rows = conn.execute(self._after(stmt, provider, after, horizon).limit(limit)).all()
+            return [StreamItem(StreamPosition(int(row[0]), row[1]), event_from_row(row[2:])) for row in rows]
         with Session(self.engine) as session:
-            rows = session.scalars(self._after(select(EventRow), provider, after).limit(limit)).all()
+            rows = session.execute(self._after(select(*_ID_AND_EVENT), provider, after).limit(limit)).all()
             if not rows and after.event_id and self._ids_restarted(session, after.event_id):
                 # SQLite reuses ids once every row above them is gone (a retention purge of everything):
                 # the rows there now are all newer than the position
                 log.warning("event ids restarted below a handler position; reading from the start",
                             extra={"provider": provider, "position": after.event_id})
-                rows = session.scalars(self._after(select(EventRow), provider, StreamPosition()).limit(limit)).all()
-        return [StreamItem(StreamPosition(0, row.id), _row_to_event(row)) for row in rows]
+                rows = session.execute(
+                    self._after(select(*_ID_AND_EVENT), provider, StreamPosition()).limit(limit)).all()
+        return [StreamItem(StreamPosition(0, row[0]), event_from_row(row[1:])) for row in rows]
 
     def backlog(self, provider: str, after: StreamPosition, cap: int = 10_000) -> int:
         """How many events of `provider` wait after `after` (counted up to `cap`, so it stays cheap)."""
