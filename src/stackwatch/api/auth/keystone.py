@@ -87,9 +87,6 @@ class KeystoneValidator:
         self._lock = threading.Lock()
         self.validations = 0  # calls to Keystone (tests read it)
 
-    def _service_session(self) -> Any:
-        return self._session
-
     def validate(self, token: str) -> Caller:
         """The caller, or raises LookupError (invalid / expired / revoked), Forbidden or KeystoneUnavailable."""
         key = hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -117,7 +114,7 @@ class KeystoneValidator:
 
         self.validations += 1
         try:
-            resp = self._service_session().get(
+            resp = self._session.get(
                 "/auth/tokens",
                 endpoint_filter={"service_type": "identity", "interface": "public", "version": (3, 0)},
                 headers={"X-Subject-Token": token},
