@@ -135,3 +135,23 @@ def test_websocket_takes_the_console_cookie_from_its_own_origin_only(store) -> N
     # plain HTTP routes never read the cookie (no CSRF through it)
     client.cookies.set("stackwatch_token", token)
     assert client.get("/api/v1/events").status_code == 401
+
+
+def test_unknown_keystone_cloud_is_refused_when_the_api_is_built(store, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    from stackwatch.config.settings import ConfigError
+
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(yaml.safe_dump({"clouds": {"other": {"auth": {"auth_url": "http://127.0.0.1:1/v3"}}}}))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    settings = Settings.model_validate({"api": {"auth": {"keystone": {"cloud": "mycloud"}}}})
+    with pytest.raises(ConfigError, match="api.auth.keystone.cloud: cloud 'mycloud'"):
+        create_app(settings, store)
+
+
+def test_serve_stops_on_a_broken_keystone_section_before_serving(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    config = tmp_path / "stackwatch.yaml"
+    config.write_text(yaml.safe_dump({"api": {"auth": {"keystone": {"cloud": "nosuchcloud"}}}}))
+    monkeypatch.setenv("STACKWATCH_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "no-clouds.yaml"))
+    result = runner.invoke(cli, ["serve", "--no-catchers", "--port", "1", "-c", str(config)])
+    assert result.exit_code == 2 and "api.auth.keystone.cloud" in result.output and "nosuchcloud" in result.output

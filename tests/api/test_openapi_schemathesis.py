@@ -38,7 +38,8 @@ def test_every_operation_keeps_its_schema(served) -> None:  # noqa: ANN001
     for operation in operations:
 
         @given(operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None,
+                  derandomize=True)  # the same cases on every run (CI); raise max_examples to search further
         def check(case) -> None:  # noqa: ANN001
             # /api/v1/timeline needs one of vm, host, project, provider: a rule OpenAPI's query parameters
             # cannot state, so its 422 for none is expected (every other check still applies to it)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 
 from stackwatch.api import schemas
 from stackwatch.api.identity import Caller, current_caller
@@ -38,7 +38,11 @@ def list_reports(
 
 
 @router.get("/{report_id}")
-def get_report(request: Request, report_id: int, caller: Caller = Depends(current_caller)) -> dict[str, Any]:
+def get_report(
+    request: Request,
+    report_id: Annotated[int, Path(ge=1, le=2**63 - 1)],  # a BIGINT id (a larger one is a 422, not a 500)
+    caller: Caller = Depends(current_caller),
+) -> dict[str, Any]:
     report = _reports(request).get(report_id, caller.visible_projects())
     if report is None:
         raise HTTPException(404, f"no fleece report with id {report_id}")

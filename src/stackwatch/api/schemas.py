@@ -37,7 +37,7 @@ Event = create_model(  # type: ignore[call-overload]
     __doc__="One canonical event (docs/events.md): the contract's fields, then how many identical events flood "
             "control counted onto it.",
     **_event_fields,
-    collapsed_count=(int, 0),  # after the contract's fields, as every event document orders them
+    collapsed_count=(int, 0),  # after the contract's fields: the order `to_json_dict` gives them
 )
 
 

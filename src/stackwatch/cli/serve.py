@@ -38,6 +38,7 @@ def serve(
     import uvicorn
 
     from stackwatch.api.app import create_app
+    from stackwatch.api.auth.request import build_authenticator
     from stackwatch.events.retention import RetentionWorker
     from stackwatch.wiring import EventEngine
 
@@ -54,6 +55,11 @@ def serve(
 
     selfmetrics.configure(cfg.data_dir)  # before anything counts: catchers and their children share the files
     store = open_store_for(cfg, long_running=catchers)
+    try:  # before any catcher starts: a broken api.auth (an unknown Keystone cloud, say) stops here
+        authenticator = build_authenticator(cfg.api.auth, store.engine)
+    except Exception:
+        store.dispose()
+        raise
     try:
         engine = EventEngine.start(cfg, store, catchers=catchers)
     except MonitorSelectionError as exc:  # a provider's events section names a monitor that cannot serve it
@@ -74,7 +80,8 @@ def serve(
         },
     )
     try:
-        uvicorn.run(create_app(cfg, store), host=bind_host, port=bind_port, log_level=log_level, log_config=None)
+        uvicorn.run(create_app(cfg, store, authenticator), host=bind_host, port=bind_port, log_level=log_level,
+                    log_config=None)
     finally:
         retention.stop()
         engine.stop()

@@ -211,7 +211,6 @@ class EventStore:
     def get(
         self, message_id: str, provider: str | None = None, projects: tuple[str, ...] | None = None
     ) -> Event | None:
-        """One event by message id; `projects` restricts it as EventQuery.projects does (None: any)."""
         return self._reader.get(message_id, provider, projects)
 
     def collapsed_count(self, message_id: str, provider: str) -> int:

@@ -80,16 +80,16 @@ class EventReader:
         rows = self._fetch(sql, params)
         return [event_from_row(row) for row in reversed(rows)]
 
-    def get(self, message_id: str, provider: str | None = None,
-            projects: tuple[str, ...] | None = None) -> Event | None:
+    def get(
+        self, message_id: str, provider: str | None = None, projects: tuple[str, ...] | None = None
+    ) -> Event | None:
         """One event by message id; `projects` restricts it as EventQuery.projects does (None: any)."""
         sql, params = f"{_SELECT} WHERE message_id = {self._mark}", [message_id]
         if provider:
             sql += f" AND provider = {self._mark}"
             params.append(provider)
-        scope = self._scope(projects, params)
-        if scope:
-            sql += f" AND {scope}"
+        if projects is not None:
+            sql += f" AND {self._projects_clause(projects, params)}"
         rows = self._fetch(sql + " ORDER BY id LIMIT 1", params)
         return event_from_row(rows[0]) if rows else None
 
@@ -109,9 +109,8 @@ class EventReader:
 
     # -- internals -------------------------------------------------------------------------------------
     def _where(self, q: EventQuery) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
         params: list[Any] = []
-        scope = self._scope(q.projects, params)
-        clauses: list[str] = [scope] if scope else []
         mark = self._mark
         for attr, column in _FILTERS:
             value = getattr(q, attr)
@@ -129,13 +128,13 @@ class EventReader:
             if value is not None:
                 clauses.append(f"sort_time {op} {mark}")
                 params.append(self._time_param(value))
+        if q.projects is not None:
+            clauses.append(self._projects_clause(q.projects, params))
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
-    def _scope(self, projects: Sequence[str] | None, params: list[Any]) -> str | None:
-        """Project scoping in SQL (so limits, counts and order see only visible rows): None restricts nothing,
-        an empty list everything."""
-        if projects is None:
-            return None
+    def _projects_clause(self, projects: Sequence[str], params: list[Any]) -> str:
+        """Project scoping in the WHERE clause itself (the rule of store/scope.py for SQLAlchemy reads), so
+        limits, sort and counts only ever see a scoped caller's rows; no project at all: no row."""
         if not projects:
             return "1 = 0"
         params.extend(projects)

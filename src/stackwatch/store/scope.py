@@ -1,4 +1,5 @@
-"""Project scoping of reads: one WHERE clause every query that serves a non-admin caller adds.
+"""Project scoping of SQLAlchemy reads (inventory, fleece reports): the WHERE clause a query serving a
+non-admin caller adds. Event reads are SQL text (store/reads.py) and state the same rule there.
 
 `projects` is None for no restriction (an admin), else the projects the caller may see (possibly none).
 Pushed into SQL, so limits, counts and sort orders only ever see visible rows.

@@ -62,24 +62,30 @@ def _expiry(body: dict[str, Any]) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def _service_session(cloud: str) -> Any:
+    """The keystoneauth1 session of a clouds.yaml entry (no request yet): a missing or broken entry is refused
+    when the API is built, with the entry named, not at the first caller's request."""
+    import openstack.config
+    from openstack import exceptions as os_exc
+
+    from stackwatch.config.settings import ConfigError
+
+    try:
+        return openstack.config.OpenStackConfig().get_one(cloud=cloud).get_session()
+    except (os_exc.ConfigException, os_exc.SDKException) as exc:
+        raise ConfigError(f"api.auth.keystone.cloud: cloud {cloud!r}: {exc}") from None
+
+
 class KeystoneValidator:
     """Validates tokens with the service session of one cloud, caching results by token hash."""
 
-    def __init__(self, cloud: str, cache_seconds: float = 60.0, session: Any | None = None) -> None:
+    def __init__(self, cloud: str, cache_seconds: float = 60.0) -> None:
         self.cloud = cloud
         self.cache_seconds = cache_seconds
-        self._session = session
+        self._session = _service_session(cloud)
         self._cache: OrderedDict[str, tuple[float, Caller | Exception]] = OrderedDict()
         self._lock = threading.Lock()
-        self.validations = 0  # calls to Keystone (tests and /metrics read it)
-
-    def _service_session(self) -> Any:
-        if self._session is None:
-            import openstack.config
-
-            region = openstack.config.OpenStackConfig().get_one(cloud=self.cloud)
-            self._session = region.get_session()
-        return self._session
+        self.validations = 0  # calls to Keystone (tests read it)
 
     def validate(self, token: str) -> Caller:
         """The caller, or raises LookupError (invalid / expired / revoked), Forbidden or KeystoneUnavailable."""
@@ -108,7 +114,7 @@ class KeystoneValidator:
 
         self.validations += 1
         try:
-            resp = self._service_session().get(
+            resp = self._session.get(
                 "/auth/tokens",
                 endpoint_filter={"service_type": "identity", "interface": "public", "version": (3, 0)},
                 headers={"X-Subject-Token": token},
