@@ -64,7 +64,8 @@ def serve(
         },
     )
     try:
-        uvicorn.run(create_app(cfg, store), host=bind_host, port=bind_port, log_level=log_level, log_config=None)
+        uvicorn.run(create_app(cfg, store), host=bind_host, port=bind_port, log_level=log_level, log_config=None,
+                    timeout_keep_alive=cfg.api.keep_alive_seconds)
     finally:
         retention.stop()
         engine.stop()
