@@ -44,13 +44,7 @@ def serve(tmp_path, request):
 
 
 def _stored(db) -> Counter:
-    from sqlalchemy import create_engine
-
-    eng = create_engine(db.replace("postgresql://", "postgresql+psycopg://"))
-    with eng.connect() as conn:
-        rows = conn.execute(text("SELECT message_id FROM events WHERE provider='lab'")).scalars().all()
-    eng.dispose()
-    return Counter(rows)
+    return Counter(r.message_id for r in _query(db, "SELECT message_id FROM events WHERE provider='lab'"))
 
 
 def _query(db, sql):
