@@ -88,3 +88,14 @@ def panko_pg(tmp_path: Path) -> Iterator[Panko]:
     p.stop()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def stored_ids(store: Any, provider_name: str = "lab") -> Any:
+    """How many times each message_id of the provider is stored (a Counter: every value must be 1)."""
+    from collections import Counter
+
+    from sqlalchemy import text
+
+    with store.engine.connect() as conn:
+        return Counter(conn.execute(text("SELECT message_id FROM events WHERE provider = :p"),
+                                    {"p": provider_name}).scalars().all())

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from tests.monitors.conftest import provider, run_catcher, wait_for
+from tests.monitors.conftest import provider, run_catcher, stored_ids, wait_for
 from tests.monitors.peers.panko_api import NOAUTH_HEADERS, event, free_port
-
-
-def _ids(store, name="lab") -> Counter:
-    with store.engine.connect() as conn:
-        return Counter(conn.execute(text("SELECT message_id FROM events WHERE provider = :p"), {"p": name})
-                       .scalars().all())
 
 
 def test_http_monitor_polls_panko_by_configuration(panko, pg_store):
@@ -33,13 +26,13 @@ def test_http_monitor_polls_panko_by_configuration(panko, pg_store):
                "interval_seconds": 0.3}
     runner = run_catcher(provider(monitor="http", http=section), pg_store)
     try:
-        wait_for(lambda: len(_ids(pg_store)) >= 250, 120, what="250 events")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 250, 120, what="250 events")
         panko.record([event(i, (g + timedelta(minutes=5)).isoformat(), prefix="0000003b-0000-0000-0000")
                       for i in range(30)])
-        wait_for(lambda: len(_ids(pg_store)) >= 280, 60, what="30 more")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 280, 60, what="30 more")
     finally:
         runner.stop()
-    ids = _ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 280 and max(ids.values()) == 1
     with pg_store.engine.connect() as conn:
         row = conn.execute(text("SELECT event_type, timestamp FROM events WHERE message_id = "
@@ -86,16 +79,16 @@ def test_http_monitor_polls_stackwatch_api_by_configuration(tmp_path, pg_store):
                "cursor_from": "max", "page_size": 1000, "interval_seconds": 0.3}
     runner = run_catcher(provider(monitor="http", http=section), pg_store)
     try:
-        wait_for(lambda: len(_ids(pg_store)) >= 120, 60, what="120 events")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 120, 60, what="120 events")
         add(15, 120)
-        wait_for(lambda: len(_ids(pg_store)) >= 135, 60, what="15 more")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 135, 60, what="15 more")
         time.sleep(1)
     finally:
         runner.stop()
         server.should_exit = True
         thread.join(10)
         upstream.dispose()
-    ids = _ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 135 and max(ids.values()) == 1
     ev = pg_store.get("up-7", provider="lab")
     assert ev.event_type == "compute.instance.power_off.end" and ev.vm_ref == "vm-7"

@@ -3,14 +3,13 @@ late arrivals, Panko restarted mid-poll, a restarted monitor resuming from its p
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
 from stackwatch.events.monitors.panko import PankoMonitor
 from stackwatch.store.events import EventQuery
-from tests.monitors.conftest import provider, run_catcher, wait_for
+from tests.monitors.conftest import provider, run_catcher, stored_ids, wait_for
 from tests.monitors.peers.panko_api import NOAUTH_HEADERS, event
 
 
@@ -20,10 +19,6 @@ def _panko_provider(panko, **extra):
     return provider(panko=section, monitor="panko", **extra.pop("_events", {}))
 
 
-def _stored_ids(store) -> Counter:
-    with store.engine.connect() as conn:
-        rows = conn.execute(text("SELECT message_id FROM events WHERE provider = 'lab'")).scalars().all()
-    return Counter(rows)
 
 
 def _ts(dt: datetime) -> str:
@@ -38,8 +33,8 @@ def test_thousand_at_one_time_late_arrivals_restarts_no_loss(panko, pg_store):
     prov = _panko_provider(panko)
     runner = run_catcher(prov, pg_store)
     try:
-        wait_for(lambda: len(_stored_ids(pg_store)) >= 1300, 180, what="1,300 events stored")
-        ids = _stored_ids(pg_store)
+        wait_for(lambda: len(stored_ids(pg_store)) >= 1300, 180, what="1,300 events stored")
+        ids = stored_ids(pg_store)
         assert len(ids) == 1300 and max(ids.values()) == 1
         # the events became canonical ones by their traits
         ev = pg_store.get("0000000b-0000-0000-0000-000000000007", provider="lab")
@@ -49,19 +44,19 @@ def test_thousand_at_one_time_late_arrivals_restarts_no_loss(panko, pg_store):
         late = [event(i, _ts(g - timedelta(seconds=2)), prefix="0000000c-0000-0000-0000") for i in range(40)]
         new = [event(i, _ts(g + timedelta(seconds=2)), prefix="0000000d-0000-0000-0000") for i in range(150)]
         panko.record(late + new)
-        wait_for(lambda: len(_stored_ids(pg_store)) >= 1490, 120, what="late and new events stored")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 1490, 120, what="late and new events stored")
         # Panko restarted while the monitor polls a fresh backlog
         more = [event(i, _ts(g + timedelta(seconds=60)), prefix="0000000e-0000-0000-0000") for i in range(400)]
         panko.record(more)
-        wait_for(lambda: len(_stored_ids(pg_store)) > 1490, 60, interval=0.02, what="the backlog to start")
+        wait_for(lambda: len(stored_ids(pg_store)) > 1490, 60, interval=0.02, what="the backlog to start")
         panko.stop()
         assert runner.is_alive()
         wait_for(lambda: runner.monitor.counters["unavailable"] > 0, 30, what="the monitor to notice Panko is down")
         panko.start()
-        wait_for(lambda: len(_stored_ids(pg_store)) >= 1890, 120, what="every event after the restart")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 1890, 120, what="every event after the restart")
     finally:
         runner.stop()
-    ids = _stored_ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 1890, "no event lost"
     assert max(ids.values()) == 1, "no event stored twice"
 
@@ -72,12 +67,12 @@ def test_thousand_at_one_time_late_arrivals_restarts_no_loss(panko, pg_store):
     panko.record(newest)
     runner = run_catcher(_panko_provider(panko), pg_store)
     try:
-        wait_for(lambda: len(_stored_ids(pg_store)) >= 1895, 60, what="the 5 newest events")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 1895, 60, what="the 5 newest events")
         wait_for(runner.monitor.cycle_done.is_set, 30, what="a full poll cycle")
         requests = runner.monitor.stats()["requests"]
     finally:
         runner.stop()
-    ids = _stored_ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 1895 and max(ids.values()) == 1
     # the window holds 405 events: 5 pages of 100 (history would be 19 pages); nothing older was asked for
     assert requests <= 6, f"{requests} requests: history was read again"
@@ -94,12 +89,12 @@ def test_skip_history_stores_only_events_after_first_start(panko, pg_store):
         wait_for(runner.monitor.cycle_done.is_set, 30, what="a first poll cycle")
         fresh = datetime.now(UTC) + timedelta(seconds=1)
         panko.record([event(i, _ts(fresh), prefix="0000001b-0000-0000-0000") for i in range(20)])
-        wait_for(lambda: len(_stored_ids(pg_store)) >= 20, 60, what="the 20 new events")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 20, 60, what="the 20 new events")
         runner.monitor.cycle_done.clear()
         wait_for(runner.monitor.cycle_done.is_set, 30, what="one more cycle")
     finally:
         runner.stop()
-    ids = _stored_ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 20 and all(i.startswith("0000001b") for i in ids)
 
 
@@ -145,10 +140,10 @@ def test_panko_on_postgresql_events_inserted_while_paging(panko_pg, pg_store):
     try:
         writer.start()
         writer.join(600)
-        wait_for(lambda: len(_stored_ids(pg_store)) >= 700, 180, what="700 events")
+        wait_for(lambda: len(stored_ids(pg_store)) >= 700, 180, what="700 events")
     finally:
         runner.stop()
-    ids = _stored_ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 700 and max(ids.values()) == 1
     with pg_store.engine.connect() as conn:
         bare = conn.execute(text("SELECT count(*) FROM events WHERE provider='lab' AND "

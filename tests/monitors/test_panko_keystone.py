@@ -8,13 +8,11 @@ takes Panko out of the catalog again afterwards and stops devcloud only if it st
 from __future__ import annotations
 
 import os
-from collections import Counter
 
 import pytest
-from sqlalchemy import text
 
 from stackwatch.config.settings import ProviderConfig
-from tests.monitors.conftest import _need_telemetry, run_catcher, wait_for
+from tests.monitors.conftest import _need_telemetry, run_catcher, stored_ids, wait_for
 from tests.monitors.peers.panko_api import event, free_port, record
 
 
@@ -35,9 +33,6 @@ def devcloud_locked():
         devcloud.down()
 
 
-def _ids(store) -> Counter:
-    with store.engine.connect() as conn:
-        return Counter(conn.execute(text("SELECT message_id FROM events WHERE provider='lab'")).scalars().all())
 
 
 def test_panko_from_keystone_catalog_with_token(devcloud_locked, pg_store, tmp_path, monkeypatch):
@@ -65,7 +60,7 @@ def test_panko_from_keystone_catalog_with_token(devcloud_locked, pg_store, tmp_p
             "monitor": "panko", "panko": {"interval_seconds": 0.3, "page_size": 50}}})
         runner = run_catcher(prov, pg_store)
         try:
-            wait_for(lambda: len(_ids(pg_store)) >= 120, 120, what="120 events through the catalog endpoint")
+            wait_for(lambda: len(stored_ids(pg_store)) >= 120, 120, what="120 events through the catalog endpoint")
             assert runner.monitor.source.endpoint.base_url == addon.url
             # revoke the monitor's token: Panko answers 401, keystoneauth gets a new one and retries
             session = runner.monitor.source.endpoint.session
@@ -77,12 +72,12 @@ def test_panko_from_keystone_catalog_with_token(devcloud_locked, pg_store, tmp_p
                                 headers={"X-Subject-Token": token}, raise_exc=False)
             assert resp.status_code == 204
             record(addon, [event(i, "2026-12-04T10:01:00", prefix="0000004b-0000-0000-0000") for i in range(30)])
-            wait_for(lambda: len(_ids(pg_store)) >= 150, 120, what="30 more after the token was revoked")
+            wait_for(lambda: len(stored_ids(pg_store)) >= 150, 120, what="30 more after the token was revoked")
             assert session.get_token() != token
         finally:
             runner.stop()
     finally:
         addon.stop()
         panko_addon.unregister(layout, admin_password)
-    ids = _ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 150 and max(ids.values()) == 1

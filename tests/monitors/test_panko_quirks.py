@@ -3,18 +3,11 @@ returned without its traits (the READ COMMITTED race). Nothing is lost, nothing 
 
 from __future__ import annotations
 
-from collections import Counter
-
 from sqlalchemy import text
 
-from tests.monitors.conftest import provider, run_catcher, wait_for
+from tests.monitors.conftest import provider, run_catcher, stored_ids, wait_for
 from tests.monitors.peers.panko_api import NOAUTH_HEADERS, event
 from tests.monitors.peers.proxy import PankoProxy
-
-
-def _ids(store) -> Counter:
-    with store.engine.connect() as conn:
-        return Counter(conn.execute(text("SELECT message_id FROM events WHERE provider='lab'")).scalars().all())
 
 
 def _section(url: str) -> dict:
@@ -27,13 +20,13 @@ def test_marker_gone_falls_back_to_timestamp_cursor(panko, pg_store):
         proxy.fail_next_marker = 2
         runner = run_catcher(provider(monitor="panko", panko=_section(proxy.url)), pg_store)
         try:
-            wait_for(lambda: len(_ids(pg_store)) >= 180, 120, what="180 events")
+            wait_for(lambda: len(stored_ids(pg_store)) >= 180, 120, what="180 events")
         finally:
             runner.stop()
         assert proxy.fail_next_marker == 0, "the 500s were served"
         # every request had a limit and both sort keys (limit=0 would mean 100)
         assert all("limit=50" in p and "sort=generated%3Aasc" in p for p in proxy.paths)
-    ids = _ids(pg_store)
+    ids = stored_ids(pg_store)
     assert len(ids) == 180 and max(ids.values()) == 1
 
 
@@ -44,7 +37,7 @@ def test_traitless_event_is_read_again_not_stored_bare(panko, pg_store):
         proxy.strip_traits_once = {"0000005b-0000-0000-0000-000000000010", "0000005b-0000-0000-0000-000000000055"}
         runner = run_catcher(provider(monitor="panko", panko=_section(proxy.url)), pg_store)
         try:
-            wait_for(lambda: len(_ids(pg_store)) >= 60, 120, what="60 events")
+            wait_for(lambda: len(stored_ids(pg_store)) >= 60, 120, what="60 events")
         finally:
             runner.stop()
         assert not proxy.strip_traits_once, "both events were served without traits once"

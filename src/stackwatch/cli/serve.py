@@ -81,7 +81,7 @@ def serve(
     )
     try:
         uvicorn.run(create_app(cfg, store, authenticator), host=bind_host, port=bind_port, log_level=log_level,
-                    log_config=None)
+                    log_config=None, timeout_keep_alive=cfg.api.keep_alive_seconds)
     finally:
         retention.stop()
         engine.stop()

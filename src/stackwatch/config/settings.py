@@ -128,6 +128,12 @@ class ApiConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8470, ge=1, le=65535)
     auth: ApiAuthConfig | None = None
+    keep_alive_seconds: int = Field(
+        300, ge=1, le=86_400,
+        description="idle keep-alive connections are closed after this; long, because a client that reuses a "
+                    "connection as the server closes it gets a reset (Ceilometer's http publisher then loses the "
+                    "event unless ack_on_event_error is False)",
+    )
 
 
 class HandlersConfig(_Strict):

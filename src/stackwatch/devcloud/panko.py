@@ -18,7 +18,7 @@ from pathlib import Path
 
 from keystoneauth1 import session as ks_session
 
-from stackwatch.devcloud import telemetry_install
+from stackwatch.devcloud import proc, telemetry_install
 from stackwatch.devcloud.catalog import admin_session
 from stackwatch.devcloud.layout import REGION, Layout
 
@@ -128,11 +128,6 @@ class PankoAddon:
         raise RuntimeError(f"panko-api did not answer on {self.url}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            proc.stop_pid(self.proc.pid, timeout=10)
         self.proc = None

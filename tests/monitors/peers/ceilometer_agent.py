@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pika
 
-from stackwatch.devcloud import telemetry_install
+from stackwatch.devcloud import proc, telemetry_install
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 SENDER = Path(__file__).with_name("send_notifications.py")
@@ -71,13 +71,8 @@ class Agent:
                        stdout=subprocess.DEVNULL, timeout=600)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            proc.stop_pid(self.proc.pid, timeout=30)
         try:
             conn = pika.BlockingConnection(pika.URLParameters(AMQP))
             conn.channel().queue_delete(f"{self.topic}.info")

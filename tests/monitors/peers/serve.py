@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from stackwatch.devcloud import proc
+
 
 class Serve:
     def __init__(self, root: Path, config: dict, port: int) -> None:
@@ -42,11 +44,6 @@ class Serve:
         raise RuntimeError("stackwatch serve did not answer")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            proc.stop_pid(self.proc.pid, timeout=20)
         self.proc = None

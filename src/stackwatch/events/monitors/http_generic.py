@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from stackwatch.events.model import RawMessage
-from stackwatch.events.monitors.base import Availability, MonitorConfigError
+from stackwatch.events.monitors.base import Availability
 from stackwatch.events.monitors.http_client import (
     Endpoint,
     HttpSource,
@@ -27,6 +27,7 @@ from stackwatch.events.monitors.http_client import (
 )
 from stackwatch.events.monitors.http_config import HttpConfig, parse_section
 from stackwatch.events.monitors.http_poll import Page, PollingMonitor
+from stackwatch.events.monitors.sections import section_verdict
 from stackwatch.masking import mask_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -69,13 +70,9 @@ class HttpMonitor(PollingMonitor):
 
     @classmethod
     def available(cls, provider: ProviderConfig) -> Availability:
-        section = _section(provider)
-        if section is None:
-            return Availability(False, "no events.http section for this provider")
-        try:
-            cfg = parse_section(HttpConfig, section, "events.http")
-        except MonitorConfigError as exc:
-            return Availability(False, f"invalid configuration: {exc}", misconfigured=True)
+        cfg, verdict = section_verdict(provider.events, "http", HttpConfig)
+        if cfg is None:
+            return verdict  # type: ignore[return-value]
         if cfg.auth == "keystone" and not provider.cloud:
             return Availability(False, "events.http.auth keystone needs the provider's cloud")
         return Availability(True, f"polls {mask_url(cfg.url)} every {cfg.interval_seconds:g} s")

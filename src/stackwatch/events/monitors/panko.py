@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackwatch.events.convert import ConversionError
 from stackwatch.events.model import RawMessage
-from stackwatch.events.monitors.base import Availability, MonitorConfigError
+from stackwatch.events.monitors.base import Availability
 from stackwatch.events.monitors.http_client import (
     Endpoint,
     HttpSource,
@@ -34,6 +34,7 @@ from stackwatch.events.monitors.http_client import (
 )
 from stackwatch.events.monitors.http_config import PankoConfig, parse_section
 from stackwatch.events.monitors.http_poll import Page, PollingMonitor
+from stackwatch.events.monitors.sections import section_verdict
 from stackwatch.events.panko_convert import event_body
 from stackwatch.events.timestamps import TimestampError, parse_timestamp
 from stackwatch.masking import mask_url
@@ -101,13 +102,9 @@ class PankoMonitor(PollingMonitor):
     # -- plugin contract -------------------------------------------------------------------------------
     @classmethod
     def available(cls, provider: ProviderConfig) -> Availability:
-        section = _section(provider)
-        if section is None:
-            return Availability(False, "no events.panko section for this provider")
-        try:
-            cfg = parse_section(PankoConfig, section, "events.panko")
-        except MonitorConfigError as exc:
-            return Availability(False, f"invalid configuration: {exc}", misconfigured=True)
+        cfg, verdict = section_verdict(provider.events, "panko", PankoConfig)
+        if cfg is None:
+            return verdict  # type: ignore[return-value]
         if cfg.endpoint:
             return Availability(True, f"polls {mask_url(cfg.endpoint)}/v2/events every {cfg.interval_seconds:g} s")
         if cfg.auth != "keystone":

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from stackwatch.events.monitors.base import MonitorConfigError
+from stackwatch.events.monitors.base import Availability, MonitorConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -30,3 +30,15 @@ def parse_section(model: type[M], section: Any, where: str) -> M:
             msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{where}.{loc}: {msg}" if loc else f"{where}: {msg}")
         raise MonitorConfigError("; ".join(problems)) from None
+
+
+def section_verdict(events: Any, key: str, model: type[M]) -> tuple[M | None, Availability | None]:
+    """A provider's `events.<key>` section validated for `available()`: (config, None), or (None, the verdict
+    to return: absent, or present but invalid, which `auto` must not silently replace)."""
+    section = getattr(events, key, None)
+    if section is None:
+        return None, Availability(False, f"no events.{key} section for this provider")
+    try:
+        return parse_section(model, section, f"events.{key}"), None
+    except MonitorConfigError as exc:
+        return None, Availability(False, f"invalid configuration: {exc}", misconfigured=True)
