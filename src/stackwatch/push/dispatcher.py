@@ -184,15 +184,16 @@ class Dispatcher:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                submitted = self.run_once()
+                self.run_once()
                 failures = 0
             except Exception:  # noqa: BLE001 - the database is away: try again, slower
                 failures += 1
                 log.warning("dispatcher pass failed", exc_info=failures == 1, extra={"dispatcher": self.name})
-                submitted = 0
                 self._stop.wait(min(15.0, 0.5 * 2 ** min(failures, 5)))
-            if not submitted:
-                self._wake.wait(self.poll_seconds)
+            # the next pass when something changed: a worker finished (its slot and its outcome), a handler
+            # enqueued, or `poll_seconds` passed (retries that came due); a pass that claimed filled what it
+            # could, so claiming again before one of those would only find the same rows
+            self._wake.wait(self.poll_seconds)
             if self.inflight and not self._stop.is_set():
                 # a worker finished: let the others finish too, so one pass saves and claims many (a pass costs
                 # about the same for 1 delivery as for 30: its statements, not its rows)
