@@ -41,7 +41,7 @@ workers = 1
 topics = notifications
 """
 PIPELINE = """---
-{kind}s:
+sources:
     - name: {kind}_source
       {kind}s: ["*"]
       sinks: [{kind}_sink]
