@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 from stackwatch.metrics.arithmetic import Cursor
-from stackwatch.metrics.rollup import Batch, Instance, write_batch
+from stackwatch.metrics.rollup import Batch, Instance, roll_up_pending
+from stackwatch.metrics.rollup import write_batch as _write_only
 from stackwatch.store.db import open_store
 from tests.docs.test_api_docs_browser import CHROMIUM, _free_port, _offline_page
 
@@ -76,3 +77,10 @@ def test_vm_page_draws_a_chart_per_metric_offline(tmp_path):
     assert drawn == per_metric == {"cpu_util": 3, "memory_usage": 3}
     assert "no metrics" in empty
     assert blocked == []
+
+
+def write_batch(engine, provider, batch, seen_at):  # noqa: ANN001, ANN201
+    """A batch stored and rolled up, as a capture cycle does (rollups once the cycle's batches are in)."""
+    written = _write_only(engine, provider, batch, seen_at)
+    roll_up_pending(engine, provider)
+    return written
