@@ -56,6 +56,11 @@ def ensure_schema(s: requests.Session, url: str) -> None:
             assert r.status_code == 201, r.text
 
 
+def stamps_between(first: datetime, last: datetime) -> list[datetime]:
+    """Every 5-minute timestamp from `first` to `last`, both included."""
+    return [first + timedelta(seconds=STEP * i) for i in range(int((last - first).total_seconds() // STEP) + 1)]
+
+
 def aligned_now() -> datetime:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     return now - timedelta(minutes=now.minute % 5)
