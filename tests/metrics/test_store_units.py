@@ -138,3 +138,16 @@ def test_rollups_left_pending_by_a_stopped_cycle_are_done_by_the_next(store):
     assert [r["avg"] for r in rows(engine, "host", "h1", 300, T0)] == [10.0, 30.0]
     assert [r["avg"] for r in rows(engine, "vm", "vm1", 3600, T0 - timedelta(hours=1))] == [10.0]
     assert roll_up_pending(engine, "lab") is None
+
+
+def test_keystone_auth_without_a_usable_cloud_is_a_clear_gnocchi_error(tmp_path, monkeypatch):
+    """The Keystone path goes through the provider's clouds.yaml entry; a missing one is reported as such
+    (the capture loop then retries with its back-off), never a traceback."""
+    from stackwatch.config.settings import ProviderConfig
+    from stackwatch.metrics.gnocchi import GnocchiClient, GnocchiError
+
+    (tmp_path / "clouds.yaml").write_text("clouds: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    provider = ProviderConfig.model_validate({"name": "lab", "cloud": "nowhere", "metrics": {}})
+    with pytest.raises(GnocchiError, match="provider lab"):
+        GnocchiClient.for_provider(provider)
