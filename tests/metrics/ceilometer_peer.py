@@ -7,7 +7,6 @@ consuming its own RabbitMQ vhost and writing to a `GnocchiPeer`. Settings from
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -16,11 +15,10 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.metrics.gnocchi_peer import CACHE, GnocchiPeer
+from tests.metrics.gnocchi_peer import CACHE, GnocchiPeer, install_venv
 
 VENV = CACHE / "venv-ceilo"
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "data" / "gnocchi" / "constraints-ceilometer.txt"
-MARKER = VENV / ".stackwatch-installed-27.0.0"
 
 CONF = """[DEFAULT]
 transport_url = rabbit://guest:guest@127.0.0.1:5672/{vhost}
@@ -41,7 +39,7 @@ workers = 1
 topics = notifications
 """
 PIPELINE = """---
-{kind}s:
+sources:
     - name: {kind}_source
       {kind}s: ["*"]
       sinks: [{kind}_sink]
@@ -53,17 +51,7 @@ sinks:
 
 
 def install(log=sys.stderr) -> Path:  # noqa: ANN001
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "install-ceilo.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if MARKER.exists():
-            return VENV
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, stdout=log, stderr=log)
-        pip = [str(VENV / "bin" / "pip"), "install", "-q"]
-        subprocess.run([*pip, "-U", "pip", "wheel", "setuptools"], check=True, stdout=log, stderr=log)
-        subprocess.run([*pip, "-c", str(CONSTRAINTS), "ceilometer==27.0.0"], check=True, stdout=log, stderr=log)
-        MARKER.write_text("ok\n")
-    return VENV
+    return install_venv(VENV, CONSTRAINTS, ["ceilometer==27.0.0"], "27.0.0", log)
 
 
 def _rabbitmqctl(*args: str) -> str:

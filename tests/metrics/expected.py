@@ -37,7 +37,8 @@ def vm_five_minute(vm: Vm, start: datetime, until: datetime) -> dict[tuple[str, 
                 out[(GAUGES[metric], _floor(t, 300))] = v
         elif metric == "cpu":
             for t1, delta, seconds in _intervals(points):
-                out[("cpu_util", _floor(t1, 300))] = delta / (seconds * 1e9 * vcpus[t1]) * 100
+                # vcpus posted with the point, else the flavor's (sent only in nova's audit notification)
+                out[("cpu_util", _floor(t1, 300))] = delta / (seconds * 1e9 * vcpus.get(t1, vm.vcpus)) * 100
         else:
             for t1, delta, seconds in _intervals(points):
                 out[(RATES[metric], _floor(t1, 300))] += delta / seconds

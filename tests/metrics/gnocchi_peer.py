@@ -27,7 +27,6 @@ if TYPE_CHECKING:  # pragma: no cover
 CACHE = Path(os.environ.get("STACKWATCH_GNOCCHI_CACHE", Path.home() / ".cache" / "stackwatch" / "gnocchi"))
 VENV = CACHE / "venv"
 CONSTRAINTS = Path(__file__).resolve().parents[1] / "data" / "gnocchi" / "constraints-gnocchi.txt"
-MARKER = VENV / ".stackwatch-installed-4.7.1"
 PG_ADMIN = os.environ.get("STACKWATCH_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 #: Redis dbs the peers may use; each running peer holds one by an flock (two Gnocchis on one db share their
 #: incoming sacks, and each one's metricd takes the other's measures)
@@ -73,20 +72,24 @@ metric_reporting_delay = -1
 
 def install(log=sys.stderr) -> Path:  # noqa: ANN001
     """The Gnocchi venv, installed once (pip, constraints from the recipe) under an exclusive lock."""
+    return install_venv(VENV, CONSTRAINTS, ["gnocchi[postgresql,redis]==4.7.1", "gunicorn"], "4.7.1", log)
+
+
+def install_venv(venv: Path, constraints: Path, packages: list[str], version: str, log=sys.stderr) -> Path:  # noqa: ANN001
+    """`venv` with `packages` from PyPI, once: a marker file says it is complete; a lock per venv keeps
+    two sessions (or `.ci/run`'s background install and a test) from installing it at the same time."""
+    marker = venv / f".stackwatch-installed-{version}"
     CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / "install.lock", "w") as lock:
+    with open(CACHE / f"install-{venv.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if MARKER.exists():
-            return VENV
-        if VENV.exists():
-            shutil.rmtree(VENV)
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, stdout=log, stderr=log)
-        pip = [str(VENV / "bin" / "pip"), "install", "-q"]
+        if marker.exists():
+            return venv
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, stdout=log, stderr=log)
+        pip = [str(venv / "bin" / "pip"), "install", "-q"]
         subprocess.run([*pip, "-U", "pip", "wheel", "setuptools"], check=True, stdout=log, stderr=log)
-        subprocess.run([*pip, "-c", str(CONSTRAINTS), "gnocchi[postgresql,redis]==4.7.1", "gunicorn"],
-                       check=True, stdout=log, stderr=log)
-        MARKER.write_text("ok\n")
-    return VENV
+        subprocess.run([*pip, "-c", str(constraints), *packages], check=True, stdout=log, stderr=log)
+        marker.write_text("ok\n")
+    return venv
 
 
 def free_port() -> int:

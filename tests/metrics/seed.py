@@ -56,6 +56,11 @@ def ensure_schema(s: requests.Session, url: str) -> None:
             assert r.status_code == 201, r.text
 
 
+def stamps_between(first: datetime, last: datetime) -> list[datetime]:
+    """Every 5-minute timestamp from `first` to `last`, both included."""
+    return [first + timedelta(seconds=STEP * i) for i in range(int((last - first).total_seconds() // STEP) + 1)]
+
+
 def aligned_now() -> datetime:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     return now - timedelta(minutes=now.minute % 5)
@@ -178,7 +183,8 @@ def wait_processed(peer, vms: list, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ready = True
-        for rtype, metrics, key, per_vm in kinds:
+        for rtype, all_metrics, key, per_vm in kinds:
+            metrics = [m for m in all_metrics if any(m == name for vm in vms for _rid, name in vm.posted)]
             ops = "(metric " + " ".join(f"({m} mean)" for m in metrics) + ")"
             r = s.post(peer.url + "/v1/aggregates", params={"granularity": 300, "start": first, "details": "false"},
                        json={"operations": ops, "resource_type": rtype, "search": {"in": {key: [v.id for v in vms]}}})
@@ -186,7 +192,7 @@ def wait_processed(peer, vms: list, timeout: float = 120) -> None:
             measures = r.json()["measures"]
             resources = sum(1 if per_vm == 1 else len(getattr(vm, per_vm)) for vm in vms)
             ready &= len(measures) == resources and all(
-                per_metric.get(m, {}).get("mean") and per_metric[m]["mean"][-1][0] == last
+                per_metric.get(m, {}).get("mean") and per_metric[m]["mean"][-1][0] >= last
                 for per_metric in measures.values() for m in metrics)
         if ready:
             return

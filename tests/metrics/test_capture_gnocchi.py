@@ -18,15 +18,7 @@ from stackwatch.metrics.loop import MetricsLoop
 from stackwatch.store.db import open_store
 from tests.metrics.conftest import provider_doc, stored_rows, wait_processed
 from tests.metrics.expected import all_rollups, compare
-from tests.metrics.seed import aligned_now, create_vms, post_measures
-
-
-def _stamps(first, last):
-    out, t = [], first
-    while t <= last:
-        out.append(t)
-        t += timedelta(minutes=5)
-    return out
+from tests.metrics.seed import aligned_now, create_vms, post_measures, stamps_between
 
 
 @pytest.fixture
@@ -43,7 +35,7 @@ def test_rollups_equal_independent_aggregates_with_a_counter_reset(gnocchi, metr
     s = gnocchi.session()
     vms = create_vms(s, gnocchi.url, 5)
     now = aligned_now()
-    stamps = _stamps(now - timedelta(hours=25), now - timedelta(minutes=5))
+    stamps = stamps_between(now - timedelta(hours=25), now - timedelta(minutes=5))
     post_measures(s, gnocchi.url, vms, stamps, reset_at=now - timedelta(hours=6))
     wait_processed(gnocchi, vms)
     provider = ProviderConfig.model_validate(provider_doc(gnocchi))
@@ -80,7 +72,7 @@ def test_restart_in_the_middle_no_gap_no_duplicate(gnocchi, metrics_store):
     vms = create_vms(s, gnocchi.url, 6)
     now = aligned_now()
     first = now - timedelta(hours=3)
-    stamps = _stamps(first, now - timedelta(minutes=5))
+    stamps = stamps_between(first, now - timedelta(minutes=5))
     half = len(stamps) // 2
     post_measures(s, gnocchi.url, vms, stamps[:half], base=first)
     wait_processed(gnocchi, vms)
@@ -109,7 +101,7 @@ def test_gnocchi_down_then_back_is_caught_up(gnocchi, metrics_store):
     vms = create_vms(s, gnocchi.url, 3)
     now = aligned_now()
     first = now - timedelta(hours=2)
-    stamps = _stamps(first, now - timedelta(minutes=5))
+    stamps = stamps_between(first, now - timedelta(minutes=5))
     post_measures(s, gnocchi.url, vms, stamps[:12], base=first)
     wait_processed(gnocchi, vms)
     provider = ProviderConfig.model_validate(provider_doc(gnocchi, interval_seconds=1))

@@ -14,7 +14,8 @@ from stackwatch.metrics.arithmetic import Cursor
 from stackwatch.metrics.models import MetricRollupRow
 from stackwatch.metrics.query import MetricsQueryError, granularity_seconds, resolve_instance, rows, since_time
 from stackwatch.metrics.retention import purge
-from stackwatch.metrics.rollup import Batch, Instance, write_batch
+from stackwatch.metrics.rollup import Batch, Instance, roll_up_pending
+from stackwatch.metrics.rollup import write_batch as _write_only
 
 T0 = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 
@@ -119,3 +120,34 @@ def test_query_parameters():
     assert since_time("2026-12-01T00:00:00Z") == datetime(2026, 12, 1, tzinfo=UTC)
     with pytest.raises(MetricsQueryError):
         since_time("yesterday")
+
+
+def write_batch(engine, provider, batch, seen_at):  # noqa: ANN001, ANN201
+    """A batch stored and rolled up, as a capture cycle does (rollups once the cycle's batches are in)."""
+    written = _write_only(engine, provider, batch, seen_at)
+    roll_up_pending(engine, provider)
+    return written
+
+
+def test_rollups_left_pending_by_a_stopped_cycle_are_done_by_the_next(store):
+    engine = store.engine
+    _write_only(engine, "lab", _batch({("vm1", "cpu_util", T0): 10.0}), T0)  # stopped before the rollup
+    assert rows(engine, "host", "h1", 300, T0) == [] and rows(engine, "vm", "vm1", 3600, T0 - timedelta(hours=1)) == []
+    _write_only(engine, "lab", _batch({("vm2", "cpu_util", T0 + timedelta(hours=2)): 30.0}, name="b"), T0)
+    assert roll_up_pending(engine, "lab") == (T0, T0 + timedelta(hours=2))
+    assert [r["avg"] for r in rows(engine, "host", "h1", 300, T0)] == [10.0, 30.0]
+    assert [r["avg"] for r in rows(engine, "vm", "vm1", 3600, T0 - timedelta(hours=1))] == [10.0]
+    assert roll_up_pending(engine, "lab") is None
+
+
+def test_keystone_auth_without_a_usable_cloud_is_a_clear_gnocchi_error(tmp_path, monkeypatch):
+    """The Keystone path goes through the provider's clouds.yaml entry; a missing one is reported as such
+    (the capture loop then retries with its back-off), never a traceback."""
+    from stackwatch.config.settings import ProviderConfig
+    from stackwatch.metrics.gnocchi import GnocchiClient, GnocchiError
+
+    (tmp_path / "clouds.yaml").write_text("clouds: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "clouds.yaml"))
+    provider = ProviderConfig.model_validate({"name": "lab", "cloud": "nowhere", "metrics": {}})
+    with pytest.raises(GnocchiError, match="provider lab"):
+        GnocchiClient.for_provider(provider)

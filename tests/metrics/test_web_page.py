@@ -4,6 +4,7 @@ request off this machine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from stackwatch.metrics.arithmetic import Cursor
-from stackwatch.metrics.rollup import Batch, Instance, write_batch
+from stackwatch.metrics.rollup import Batch, Instance, roll_up_pending
+from stackwatch.metrics.rollup import write_batch as _write_only
 from stackwatch.store.db import open_store
 from tests.docs.test_api_docs_browser import CHROMIUM, _free_port, _offline_page
 
@@ -46,24 +48,22 @@ def test_vm_page_draws_a_chart_per_metric_offline(tmp_path):
     base = f"http://127.0.0.1:{port}"
     blocked: list[str] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.2)
+        for _attempt in range(300):  # up to a minute for `serve` to answer
+            assert proc.poll() is None, "serve exited"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
         expected = httpx.get(f"{base}/api/v1/metrics/vm/web-1", params={"since": "24h"}).json()
         with playwright_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
             try:
                 context, page = _offline_page(browser, blocked)
-                page.goto(f"{base}/metrics?vm=web-1&granularity=hourly&since=24h", wait_until="load")
+                page.goto(f"{base}/vm-metrics?vm=web-1&granularity=hourly&since=24h", wait_until="load")
                 page.wait_for_selector("svg[data-metric]", timeout=30_000)
                 drawn = {s.get_attribute("data-metric"): int(s.get_attribute("data-points"))
                          for s in page.locator("svg[data-metric]").all()}
-                page.goto(f"{base}/metrics?vm=no-such-vm", wait_until="load")
+                page.goto(f"{base}/vm-metrics?vm=no-such-vm", wait_until="load")
                 page.wait_for_function("document.getElementById('status').textContent.length > 0")
                 empty = page.locator("#status").inner_text()
                 context.close()
@@ -76,3 +76,10 @@ def test_vm_page_draws_a_chart_per_metric_offline(tmp_path):
     assert drawn == per_metric == {"cpu_util": 3, "memory_usage": 3}
     assert "no metrics" in empty
     assert blocked == []
+
+
+def write_batch(engine, provider, batch, seen_at):  # noqa: ANN001, ANN201
+    """A batch stored and rolled up, as a capture cycle does (rollups once the cycle's batches are in)."""
+    written = _write_only(engine, provider, batch, seen_at)
+    roll_up_pending(engine, provider)
+    return written

@@ -24,17 +24,9 @@ from stackwatch.config.settings import load_settings
 from stackwatch.store.db import open_store
 from tests.metrics.conftest import provider_doc, stored_rows, wait_processed
 from tests.metrics.expected import all_rollups, compare
-from tests.metrics.seed import aligned_now, create_vms, post_measures
+from tests.metrics.seed import aligned_now, create_vms, post_measures, stamps_between
 
 STACKWATCH = [sys.executable, "-m", "stackwatch"]
-
-
-def _stamps(first: datetime, last: datetime) -> list[datetime]:
-    out, t = [], first
-    while t <= last:
-        out.append(t)
-        t += timedelta(minutes=5)
-    return out
 
 
 def _run(config: Path, *args: str) -> subprocess.CompletedProcess:
@@ -60,7 +52,7 @@ def test_worker_killed_and_restarted_then_cli_and_api(gnocchi, pg_url, tmp_path)
     s = gnocchi.session()
     vms = create_vms(s, gnocchi.url, 6)
     now = aligned_now()
-    stamps = _stamps(now - timedelta(hours=24), now - timedelta(minutes=5))
+    stamps = stamps_between(now - timedelta(hours=24), now - timedelta(minutes=5))
     post_measures(s, gnocchi.url, vms, stamps, reset_at=now - timedelta(hours=3))
     wait_processed(gnocchi, vms)
     config = tmp_path / "stackwatch.yaml"

@@ -1,5 +1,6 @@
 """`GET /api/v1/metrics/{vm|host|project}/{ref}`: rollups captured from Gnocchi, scoped by the caller; and
-the web console's VM metrics page (`/metrics?vm=UUID-or-NAME`: inline SVG charts, no external assets).
+the web console's VM metrics page (`/vm-metrics?vm=UUID-or-NAME`, apart from Prometheus' `/metrics`: inline SVG
+charts, no external assets).
 
 A non-admin caller sees an instance or a project only when it is in their project; host rollups mix every
 project on the host, so they are for admins only.
@@ -64,7 +65,7 @@ def project_metrics(request: Request, ref: str, since: Since = "24h", granularit
     return _read(request, "project", ref, since, granularity, provider, metric)
 
 
-@pages.get("/metrics", response_class=HTMLResponse, include_in_schema=False)
+@pages.get("/vm-metrics", response_class=HTMLResponse, include_in_schema=False)
 def metrics_page() -> str:
     """The VM metrics page: it reads `/api/v1/metrics/vm/...` from the browser, as the caller."""
     return _PAGE.read_text(encoding="utf-8")

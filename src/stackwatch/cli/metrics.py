@@ -46,31 +46,29 @@ def _show(scope: str, ref: str, since: str, granularity: str, fmt: OutputFormat,
                 ([r["metric"], r["timestamp"], f"{r['avg']:.6g}", f"{r['max']:.6g}", r["unit"]] for r in found))
 
 
-@app.command("vm")
-@friendly_errors
-def vm(ref: Annotated[str, typer.Argument(help="instance uuid or name")], since: SinceOpt = "24h",
-       granularity: GranularityOpt = "hourly", fmt: FormatOpt = OutputFormat.table, provider: ProviderOpt = None,
-       metric: MetricOpt = None) -> None:
-    """One instance's rollups (deleted instances keep their history)."""
-    _show("vm", ref, since, granularity, fmt, provider, metric)
+#: scope -> (what REF is, the command's help)
+SCOPES = {
+    "vm": ("instance uuid or name", "One instance's rollups (deleted instances keep their history)."),
+    "host": ("hypervisor host name", "A host's rollups: cpu_util averaged over its instances, the rest summed."),
+    "project": ("project id", "A project's rollups: cpu_util averaged over its instances, the rest summed."),
+}
 
 
-@app.command("host")
-@friendly_errors
-def host(ref: Annotated[str, typer.Argument(help="hypervisor host name")], since: SinceOpt = "24h",
-         granularity: GranularityOpt = "hourly", fmt: FormatOpt = OutputFormat.table, provider: ProviderOpt = None,
-         metric: MetricOpt = None) -> None:
-    """A host's rollups: cpu_util averaged over its instances, the rest summed."""
-    _show("host", ref, since, granularity, fmt, provider, metric)
+def _scope_command(scope: str, ref_help: str, doc: str):  # noqa: ANN202 - a typer command function
+    @friendly_errors
+    def command(ref: str, since: SinceOpt = "24h",
+                granularity: GranularityOpt = "hourly", fmt: FormatOpt = OutputFormat.table,
+                provider: ProviderOpt = None, metric: MetricOpt = None) -> None:
+        _show(scope, ref, since, granularity, fmt, provider, metric)
+
+    command.__doc__ = doc
+    # set here, not in the signature: annotations are strings (PEP 563) and `ref_help` is not a global
+    command.__wrapped__.__annotations__["ref"] = Annotated[str, typer.Argument(help=ref_help)]
+    return command
 
 
-@app.command("project")
-@friendly_errors
-def project(ref: Annotated[str, typer.Argument(help="project id")], since: SinceOpt = "24h",
-            granularity: GranularityOpt = "hourly", fmt: FormatOpt = OutputFormat.table,
-            provider: ProviderOpt = None, metric: MetricOpt = None) -> None:
-    """A project's rollups: cpu_util averaged over its instances, the rest summed."""
-    _show("project", ref, since, granularity, fmt, provider, metric)
+for _scope, (_ref_help, _doc) in SCOPES.items():
+    app.command(_scope)(_scope_command(_scope, _ref_help, _doc))
 
 
 @app.command("capture")

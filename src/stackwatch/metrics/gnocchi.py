@@ -92,13 +92,14 @@ class GnocchiClient:
             marker = page[-1]["id"]
 
     def aggregates(self, resource_type: str, metrics: list[str], search: dict[str, Any], *, start: datetime,
-                   stop: datetime, granularity: int = 300,
+                   stop: datetime | None = None, granularity: int = 300,
                    groupby: str | None = None) -> list[tuple[dict[str, Any], dict[str, dict[str, Points]]]]:
         """The `mean` series of `metrics` for every resource matching `search`, in ONE request, as
         [(group, {resource id: {metric: [(timestamp, value)]}})]; without `groupby`, one group `{}`."""
         operations = "(metric " + " ".join(f"({m} mean)" for m in metrics) + ")"
-        params: dict[str, Any] = {"granularity": granularity, "start": start.isoformat(), "stop": stop.isoformat(),
-                                  "details": "false"}
+        params: dict[str, Any] = {"granularity": granularity, "start": start.isoformat(), "details": "false"}
+        if stop is not None:
+            params["stop"] = stop.isoformat()
         if groupby:
             params["groupby"] = groupby
         doc = self._request("POST", "/v1/aggregates", params=params,

@@ -69,3 +69,15 @@ class MetricInstanceRow(Base):
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
     __table_args__ = (Index("ix_metric_instances_name", "name"),)
+
+
+class MetricRollupPendingRow(Base):
+    """Periods whose host/project rows and hourly/daily rollups are still to be recomputed: marked in the
+    transaction of each batch, cleared once the cycle has rolled them up, so a capture that stopped between
+    the two leaves the work for the next cycle instead of stale rollups."""
+
+    __tablename__ = "metric_rollup_pending"
+
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_period: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    last_period: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -1,10 +1,13 @@
-"""Writing a captured batch: instance 5-minute rows, cursors and the rollups they change, in ONE transaction.
+"""Writing a captured batch: instance 5-minute rows, cursors and the periods they touched, in ONE transaction;
+then, once per cycle, the rollups of those periods.
 
 Either a batch is stored whole with its cursors or not at all, so a capture stopped anywhere resumes
-without a gap or a duplicate. Host and project 5-minute rows are derived from the instance rows (SQL
-GROUP BY: cpu_util averaged, the rest summed); hourly rows from 5-minute rows and daily rows from hourly ones
-(avg = sum(total) / sum(count), max = max(max)), recomputed for the periods the batch touched, so the period
-in progress is updated in place.
+without a gap or a duplicate. The periods a batch touched are marked pending in the same transaction;
+`roll_up_pending` (at the end of every cycle) derives host and project 5-minute rows from the instance rows
+(SQL GROUP BY: cpu_util averaged, the rest summed), hourly rows from 5-minute rows and daily rows from hourly
+ones (avg = sum(total) / sum(count), max = max(max)) for those periods, so the period in progress is updated
+in place, and a cycle stopped before it leaves the marks for the next one. Once per cycle, not per batch: the
+hour and the day in progress are the same for every batch (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Engine, case, delete, func, insert, literal, select, tuple_, update
 
 from stackwatch.metrics.arithmetic import Cursor, period_of
-from stackwatch.metrics.models import MetricCursorRow, MetricInstanceRow, MetricRollupRow
+from stackwatch.metrics.models import MetricCursorRow, MetricInstanceRow, MetricRollupPendingRow, MetricRollupRow
 from stackwatch.metrics.names import HOST_MEAN, STEP, SUMMED
 from stackwatch.store.models import UTCDateTime
 
 R = MetricRollupRow.__table__
 C = MetricCursorRow.__table__
 I = MetricInstanceRow.__table__  # noqa: E741
+P = MetricRollupPendingRow.__table__
 CHUNK = 500
 
 
@@ -58,8 +62,28 @@ def write_batch(engine: Engine, provider: str, batch: Batch, seen_at: datetime) 
         _write_cursors(conn, provider, batch.cursors)
         if batch.values:
             periods = [p for _vm, _m, p in batch.values]
-            recompute(conn, provider, min(periods), max(periods))
+            _mark_pending(conn, provider, min(periods), max(periods))
     return written
+
+
+def _mark_pending(conn: Connection, provider: str, lo: datetime, hi: datetime) -> None:
+    row = conn.execute(select(P.c.first_period, P.c.last_period).where(P.c.provider == provider)).first()
+    if row is None:
+        conn.execute(insert(P).values(provider=provider, first_period=lo, last_period=hi))
+    else:
+        conn.execute(update(P).where(P.c.provider == provider).values(
+            first_period=min(lo, row.first_period), last_period=max(hi, row.last_period)))
+
+
+def roll_up_pending(engine: Engine, provider: str) -> tuple[datetime, datetime] | None:
+    """Recompute the rollups of the periods marked pending, and clear the mark (one transaction)."""
+    with engine.begin() as conn:
+        row = conn.execute(select(P.c.first_period, P.c.last_period).where(P.c.provider == provider)).first()
+        if row is None:
+            return None
+        recompute(conn, provider, row.first_period, row.last_period)
+        conn.execute(delete(P).where(P.c.provider == provider))
+        return row.first_period, row.last_period
 
 
 def _upsert_instances(conn: Connection, provider: str, instances: list[Instance], seen_at: datetime) -> None:

@@ -57,9 +57,16 @@ def upgrade() -> None:
         sa.Column("seen_at", UTCDateTime(), nullable=False),
     )
     op.create_index("ix_metric_instances_name", "metric_instances", ["name"])
+    op.create_table(
+        "metric_rollup_pending",
+        sa.Column("provider", sa.String(64), primary_key=True),
+        sa.Column("first_period", UTCDateTime(), nullable=False),
+        sa.Column("last_period", UTCDateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("metric_rollup_pending")
     op.drop_table("metric_instances")
     op.drop_table("metric_cursors")
     op.drop_table("metric_rollups")
