@@ -14,8 +14,8 @@
    message read) - publish time, same clock. The run waits for every expected delivery (or gives up after 300 s
    and reports what arrived).
 
-Zaqar's own post -> webhook reference is not measured here (no Zaqar in this build; its recipe in
-../shared/reference/zaqar reports p50 5.8 ms, p99 8.7-19 ms on this machine's kind).
+4. the reference, in the same run: Zaqar 23 (stackwatch.devcloud.zaqar, Redis, no auth) at the same rate, one
+   webhook subscriber on a queue, post -> webhook latency (`--zaqar-events 0` skips it).
 """
 
 from __future__ import annotations
@@ -67,9 +67,9 @@ def summary(name: str, lat: list[float], expected: int) -> str:
 
 
 class Sink:
-    """Webhook receiver: records the latency of each delivery from the payload's publish time."""
+    """Webhook receiver: records the latency of each delivery from the publish time its body carries."""
 
-    def __init__(self) -> None:
+    def __init__(self, sent_at=lambda doc: doc["payload"]["sent_at"]) -> None:  # noqa: ANN001
         self.latencies: list[float] = []
         self.lock = threading.Lock()
         sink = self
@@ -83,7 +83,7 @@ class Sink:
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 now = time.time()
-                sent = orjson.loads(body)["payload"]["sent_at"]
+                sent = sent_at(orjson.loads(body))
                 with sink.lock:
                     sink.latencies.append(now - sent)
                 self.send_response(200)
@@ -111,6 +111,32 @@ async def websocket_client(url: str, out: list[float], stop: threading.Event) ->
                 out.append(now - event["payload"]["sent_at"])
 
 
+def zaqar_reference(work: Path, rate: float, count: int) -> list[float]:
+    """Zaqar's own post -> webhook latency at the same rate (no auth: Zaqar alone, as its recipe measures it)."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from stackwatch.devcloud import zaqar
+
+    server = zaqar.start(None, None, work / "zaqar")
+    sink = Sink(lambda doc: doc["body"]["sent_at"])
+    headers = {"Client-ID": str(uuid.uuid4()), "X-Project-ID": PROJECT}
+    try:
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+            client.post("/v2/queues/bench/subscriptions", json={"subscriber": sink.url + "/z", "ttl": 3600})
+            start = time.monotonic()
+            for i in range(count):
+                delay = start + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                client.post("/v2/queues/bench/messages", json={"messages": [{"ttl": 300, "body": {
+                    "seq": i, "sent_at": time.time()}}]})
+        give_up = time.monotonic() + 60
+        while len(sink.latencies) < count and time.monotonic() < give_up:
+            time.sleep(0.2)
+    finally:
+        server.stop()
+    return sink.latencies
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rate", type=float, default=1000.0)
@@ -118,6 +144,7 @@ def main() -> None:
     ap.add_argument("--subscriptions", type=int, default=100)
     ap.add_argument("--websockets", type=int, default=10)
     ap.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    ap.add_argument("--zaqar-events", type=int, default=500, help="Zaqar reference posts (0: skip)")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     import oslo_messaging
@@ -223,6 +250,9 @@ def main() -> None:
     print(summary("webhook", sink.latencies, expected_hooks))
     print(summary("websocket", ws_lat, expected_ws))
     print(f"deliveries/s (webhook): {len(sink.latencies) / max(drained_in, 1e-9):.0f}")
+    if args.zaqar_events:
+        reference = zaqar_reference(work, args.rate, args.zaqar_events)
+        print(summary("zaqar", reference, args.zaqar_events) + "  (Zaqar 23 alone: post -> its webhook, 1 subscriber)")
 
 
 if __name__ == "__main__":

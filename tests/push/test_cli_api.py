@@ -149,6 +149,7 @@ def test_api_scopes_every_subscription_by_caller(api):
     assert bob.delete("/api/v1/subscriptions/alice-1").status_code == 404
     assert alice.post("/api/v1/subscriptions", json=_body("x", project_id="proj-b")).status_code == 403
     assert alice.post("/api/v1/subscriptions", json=_body("x", all_projects=True)).status_code == 403
+    assert alice.post("/api/v1/subscriptions", json=_body("x", secret_env="STACKWATCH_SECRET_KEY")).status_code == 403
     assert client(VIEWER).post("/api/v1/subscriptions", json=_body("x")).status_code == 403
     assert client(VIEWER).get("/api/v1/subscriptions").json()[0]["name"] == "alice-1"
     assert alice.post("/api/v1/subscriptions", json=_body("alice-1")).status_code == 409

@@ -42,6 +42,7 @@ def _serve_on(rx: Receiver, port: int) -> Receiver:
     return rx
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # a minute and more: on the production store
 def test_down_for_60s_then_everything_arrives(push):
     store, handler = push
     port = _free_port()

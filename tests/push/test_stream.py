@@ -117,3 +117,28 @@ def test_stream_refuses_widening_and_bad_cursors(server):
     assert asyncio.run(closed(server + "?project=proj-b", "alice")) == 4403
     assert asyncio.run(closed(server + "?last_event_id=garbage", "alice")) == 4400
     assert asyncio.run(closed(server + "?group=nope", "alice")) == 4400
+
+
+def test_hub_holds_the_newest_and_sends_older_positions_to_the_database(store):
+    from stackwatch.api.stream import StreamHub
+    from stackwatch.store.stream import EventStream
+
+    async def scenario() -> tuple[list, list | None, list]:
+        stream = EventStream(store.engine)
+        start = stream.head()
+        hub = await StreamHub(stream, ["lab"], keep=5).start()
+        seen = hub.version
+        store.write_batch([make_event(i, "proj-a") for i in range(12)])
+        await hub.wait(seen, 10)
+        while len(hub.items["lab"]) < 5 or hub.items["lab"][-1].event.payload["n"] != 11:
+            await hub.wait(hub.version, 1)
+        held = hub.after("lab", hub.floor["lab"])
+        behind = hub.after("lab", start)
+        from_db = stream.read("lab", start, 100)
+        hub._task.cancel()
+        return held, behind, from_db
+
+    held, behind, from_db = asyncio.run(scenario())
+    assert [i.event.payload["n"] for i in held] == [7, 8, 9, 10, 11]  # the newest `keep`
+    assert behind is None  # older than the hub holds: the client reads the database
+    assert [i.event.payload["n"] for i in from_db] == list(range(12))

@@ -112,3 +112,27 @@ def test_bad_destinations_are_refused(to):
 
     with pytest.raises(DestinationError):
         parse_destination(to)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_deliveries_statistics_are_refreshed_after_a_burst(store):
+    """Claims planned from the statistics of a near-empty table take seconds each (bench/push_claim_plan.py):
+    the handler analyzes `deliveries` once it has enqueued ANALYZE_FIRST_AT rows."""
+    from sqlalchemy import text
+
+    from stackwatch.config.settings import Settings
+    from stackwatch.push.handler import ANALYZE_FIRST_AT, build
+
+    handler = build(store.engine, Settings(), start=False)  # no dispatcher running: nothing is sent
+    subscribe(store.engine, "burst", "https://8.8.8.8/never-called")
+
+    def analyzed() -> bool:
+        with store.engine.connect() as conn:
+            return conn.execute(text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                                     "WHERE relname = 'deliveries'")).scalar()
+
+    assert not analyzed()
+    handler.handle([make_event(i, "proj-a") for i in range(ANALYZE_FIRST_AT - 1)])
+    assert not analyzed()
+    handler.handle([make_event(10_000, "proj-a")])
+    wait_for(analyzed, 10, "ANALYZE deliveries")  # the statistics view is updated asynchronously

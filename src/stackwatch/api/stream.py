@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import bisect
+import contextlib
 import logging
 from typing import Any
 
@@ -30,7 +32,7 @@ from stackwatch.api.identity import Caller, current_caller
 from stackwatch.events.model import REF_FIELDS
 from stackwatch.push.filters import REF_ALIASES, EventFilter, FilterError, Scope, selects
 from stackwatch.store.models import EventRow
-from stackwatch.store.stream import EventStream, StreamPosition
+from stackwatch.store.stream import EventStream, StreamItem, StreamPosition
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["stream"])
@@ -40,6 +42,85 @@ BATCH = 500
 
 class StreamQueryError(ValueError):
     """A query or cursor the stream cannot use (closed with 4400)."""
+
+
+class StreamHub:
+    """One reader of the stored stream per API process, shared by every connected client.
+
+    It reads each provider's new events once (every `POLL_SECONDS` when idle) and keeps the last `keep` of
+    them in memory, in stream order; a client whose position is within what the hub holds takes its events
+    from there and sleeps until the hub has more, so a hundred clients cost one database read per poll, not a
+    hundred. A client further behind (a resume from an old cursor) reads the database itself until it has
+    caught up. `floor[p]` is the position up to which provider p's events are no longer (or never were) held.
+    """
+
+    def __init__(self, stream: EventStream, providers: list[str], keep: int = 20_000) -> None:
+        self.stream = stream
+        self.providers = list(providers)
+        self.keep = keep
+        self.items: dict[str, list[StreamItem]] = {p: [] for p in providers}
+        self.floor: dict[str, StreamPosition] = {}
+        self.version = 0
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> StreamHub:
+        head = await run_in_threadpool(self.stream.head)
+        self.floor = dict.fromkeys(self.providers, head)
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            try:
+                grew = False
+                for provider in self.providers:
+                    held = self.items[provider]
+                    last = held[-1].position if held else self.floor[provider]
+                    new = await run_in_threadpool(self.stream.read, provider, last, BATCH)
+                    if new:
+                        held = held + new
+                        if len(held) > self.keep:
+                            self.floor[provider] = held[-self.keep - 1].position
+                            held = held[-self.keep:]
+                        self.items[provider] = held
+                        grew = True
+                failures = 0
+            except Exception:  # noqa: BLE001 - the database is away: clients wait, the hub tries again
+                failures += 1
+                log.warning("stream hub read failed", exc_info=failures == 1)
+                await asyncio.sleep(min(5.0, POLL_SECONDS * 2 ** failures))
+                continue
+            if grew:
+                self.version += 1
+                self._changed.set()
+                self._changed = asyncio.Event()
+            else:
+                await asyncio.sleep(POLL_SECONDS)
+
+    def after(self, provider: str, position: StreamPosition) -> list[StreamItem] | None:
+        """The held events after `position`, or None when `position` is before what the hub holds."""
+        if provider not in self.floor or position < self.floor[provider]:
+            return None
+        held = self.items[provider]
+        return held[bisect.bisect_right(held, position, key=lambda item: item.position):]
+
+    async def wait(self, seen: int, timeout: float) -> None:
+        """Until the hub has read more than it had at version `seen` (at once if it has), or `timeout`."""
+        if self.version != seen:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+
+async def _hub(websocket: WebSocket, stream: EventStream, providers: list[str]) -> StreamHub:
+    state = websocket.app.state
+    hub = getattr(state, "push_stream_hub", None)
+    if hub is None:
+        hub = state.push_stream_hub = StreamHub(stream, providers)
+        await hub.start()
+    return hub
 
 
 def encode_cursor(positions: dict[str, StreamPosition]) -> str:
@@ -114,21 +195,26 @@ async def stream_events(websocket: WebSocket) -> None:
     providers = await run_in_threadpool(_providers, websocket, stream, params.get("provider"))
     head = await run_in_threadpool(stream.head) if set(providers) - set(resume) else None
     positions = {p: resume.get(p, head) for p in providers}
+    hub = await _hub(websocket, stream, await run_in_threadpool(_providers, websocket, stream, None))
     closed = asyncio.create_task(_until_closed(websocket))
     try:
-        await websocket.send_bytes(orjson.dumps({"id": encode_cursor(positions), "event": None}))
+        # text frames: JSON is text, and a browser then hands the console a string, not a Blob
+        await websocket.send_text(orjson.dumps({"id": encode_cursor(positions), "event": None}).decode())
         while not closed.done():
-            full = False
+            seen, full = hub.version, False
             for provider in providers:
-                items = await run_in_threadpool(stream.read, provider, positions[provider], BATCH)
+                items = hub.after(provider, positions[provider])
+                if items is None:  # behind what the hub holds, or a provider it does not read
+                    items = await run_in_threadpool(stream.read, provider, positions[provider], BATCH)
+                    full |= len(items) == BATCH
                 for item in items:
                     positions[provider] = item.position
                     if selects(scope, flt, item.event):
-                        await websocket.send_bytes(orjson.dumps(
-                            {"id": encode_cursor(positions), "event": item.event.to_json_dict()}))
-                full |= len(items) == BATCH
+                        await websocket.send_text(orjson.dumps(
+                            {"id": encode_cursor(positions), "event": item.event.to_json_dict()}).decode())
             if not full:
-                await asyncio.wait({closed}, timeout=POLL_SECONDS)
+                await asyncio.wait({closed, asyncio.ensure_future(hub.wait(seen, POLL_SECONDS))},
+                                   return_when=asyncio.FIRST_COMPLETED)
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

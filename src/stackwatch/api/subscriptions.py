@@ -68,6 +68,8 @@ def create(body: SubscriptionIn, request: Request, caller: CallerDep) -> dict[st
             raise HTTPException(403, "all_projects subscriptions are for admins only")
         if project is not None and project != caller.project_id:
             raise HTTPException(403, "a subscription's owner project must be your own")
+        if body.secret_env:  # would sign with any variable of stackwatch's own processes (an oracle on them)
+            raise HTTPException(403, "secret_env names a variable of stackwatch's processes: admins only; give secret")
         project = caller.project_id
         if project is None:
             raise HTTPException(403, "your identity has no project to own a subscription")

@@ -204,7 +204,7 @@ def test(
             err_console.print(f"[red]error:[/red] no subscription named {name!r}")
             raise typer.Exit(1)
         ev = _load_event(event, sub.provider, store, cfg)
-        doc = trial(sub, ev, send=send)
+        doc = trial(sub, ev, send=send, settings=cfg)
     finally:
         store.dispose()
     if format is OutputFormat.json:

@@ -7,15 +7,21 @@ sender the dispatcher uses (the answer, or the error, is shown; nothing is writt
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from stackwatch.events.model import Event
 from stackwatch.push.subscriptions import Subscription
 
+if TYPE_CHECKING:  # pragma: no cover
+    from stackwatch.config.settings import Settings
 
-def trial(sub: Subscription, event: Event, *, send: bool = False, allow_private: bool = True) -> dict[str, Any]:
+
+def trial(sub: Subscription, event: Event, *, send: bool = False, allow_private: bool = True,
+          settings: Settings | None = None) -> dict[str, Any]:
+    """The verdicts, headers and body for `event`; with `send`, the destination's answer (`settings` lets a
+    `zaqar:` destination find the provider's cloud)."""
     from stackwatch.push.sender import headers_for
 
     body = orjson.dumps(event.to_json_dict())
@@ -35,8 +41,10 @@ def trial(sub: Subscription, event: Event, *, send: bool = False, allow_private:
     if send and doc["delivered"]:
         from stackwatch.push.catalog import SubscriptionCatalog
         from stackwatch.push.sender import PushSender
+        from stackwatch.push.zaqar import ZaqarDestinations
 
-        sender = PushSender(SubscriptionCatalog(None), allow_private=allow_private)  # type: ignore[arg-type]
+        sender = PushSender(SubscriptionCatalog(None), allow_private=allow_private,  # type: ignore[arg-type]
+                            zaqar=ZaqarDestinations(settings) if settings is not None else None)
         try:
             outcome = sender.send_to(sub, event.message_id, body)
         finally:
