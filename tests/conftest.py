@@ -23,8 +23,12 @@ def sample_files() -> list[Path]:
 
 @pytest.fixture(autouse=True)
 def _isolated_user_config(tmp_path_factory, monkeypatch):
-    """No test reads the developer's own ~/.config/stackwatch/stackwatch.yaml."""
+    """No test reads the developer's own ~/.config/stackwatch/stackwatch.yaml, and none inherits the Prometheus
+    directory a command run in-process (`serve` through CliRunner) chose: the test after it would count in one
+    mode and read in the other."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("xdg-config")))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # recorded, so the teardown restores it (unset)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
 
 
 def _pg_admin():

@@ -56,7 +56,16 @@ async def _read(request: Request, limit: int) -> tuple[bytes, bool]:
     return b"".join(chunks), False
 
 
-@router.post("/api/v1/ingest/ceilometer/{provider}", status_code=200)
+_ANSWERS: dict[int | str, dict[str, object]] = {
+    400: {"description": "not JSON, or not the publisher's shape: kept in the quarantine"},
+    401: {"description": "the configured HTTP Basic credentials are missing or wrong"},
+    404: {"description": "the provider is not configured to receive Ceilometer's http publisher"},
+    413: {"description": "larger than events.max_event_bytes: kept in the quarantine"},
+    503: {"description": "the events could not be stored in time (Ceilometer requeues when configured to)"},
+}
+
+
+@router.post("/api/v1/ingest/ceilometer/{provider}", status_code=200, responses=_ANSWERS)
 async def ceilometer_events(provider: str, request: Request) -> JSONResponse:
     """Store the events of one Ceilometer http-publisher POST, then answer."""
     settings = request.app.state.settings

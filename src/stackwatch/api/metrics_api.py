@@ -9,20 +9,22 @@ project on the host, so they are for admins only.
 from __future__ import annotations
 
 from importlib import resources
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 
+from stackwatch.api import schemas
 from stackwatch.api.identity import Caller, current_caller
 from stackwatch.metrics.query import MetricsQueryError, granularity_seconds, resolve_instance, rows, since_time
 
-router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"])
+router = APIRouter(prefix="/api/v1/metrics", tags=["metrics"], responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND | {
+    422: {"model": schemas.Error, "description": "a `since` or `granularity` that does not parse"}})
 pages = APIRouter()
 _PAGE = resources.files("stackwatch.api").joinpath("static/metrics.html")
 
 Since = Annotated[str, Query(description="periods starting at or after: an age (24h, 7d) or an ISO 8601 time")]
-Granularity = Annotated[str, Query(description="5m, hourly or daily")]
+Granularity = Annotated[Literal["5m", "hourly", "daily"], Query(description="5m, hourly or daily")]
 
 
 def _read(request: Request, scope: str, ref: str, since: str, granularity: str, provider: str | None,

@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 
+from stackwatch.api import schemas
 from stackwatch.api.identity import Caller, current_caller
 from stackwatch.config.settings import ConfigError
 
-router = APIRouter(prefix="/api/v1/rules", tags=["rules"])
+router = APIRouter(prefix="/api/v1/rules", tags=["rules"],
+                   responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND | schemas.INVALID)
 
 
 def rules_admin(request: Request, caller: Caller = Depends(current_caller)) -> Any:
@@ -49,7 +51,9 @@ def get_rule(name: str, admin: Admin) -> dict[str, Any]:
 
 
 @router.post("", status_code=201)
-def add_rules(admin: Admin, body: Annotated[Any, Body(description="a rule, a list of rules or {rules: [...]}")],
+def add_rules(admin: Admin,
+              body: Annotated[dict[str, Any] | list[dict[str, Any]],
+                              Body(description="a rule, a list of rules or {rules: [...]}")],
               replace: bool = False) -> dict[str, Any]:
     specs = body.get("rules") if isinstance(body, dict) and "rules" in body else body
     specs = [specs] if isinstance(specs, dict) else specs

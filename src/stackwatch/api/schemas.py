@@ -111,3 +111,8 @@ AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": Error, "description": "the database or Keystone does not answer"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Error, "description": "absent, or not yours to see"}}
+#: what a route that creates or changes something may refuse besides (a clash, a body that does not validate)
+INVALID: dict[int | str, dict[str, Any]] = {
+    409: {"model": Error, "description": "it clashes with what exists (a name taken)"},
+    422: {"model": Error, "description": "the request does not validate; the detail names the field"},
+}

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from stackwatch.api import schemas
 from stackwatch.api.identity import Caller, current_caller
 from stackwatch.push.destinations import DestinationError, check_allowed, parse_destination
 from stackwatch.push.filters import EventFilter, FilterError, Scope
@@ -24,7 +25,8 @@ from stackwatch.push.subscriptions import (
     new_subscription,
 )
 
-router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"])
+router = APIRouter(prefix="/api/v1/subscriptions", tags=["subscriptions"],
+                   responses=schemas.AUTH_ERRORS | schemas.NOT_FOUND | schemas.INVALID)
 CallerDep = Annotated[Caller, Depends(current_caller)]
 
 
