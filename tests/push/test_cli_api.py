@@ -40,7 +40,9 @@ def env(db_url, monkeypatch, tmp_path):
 def cli(*args: str, code: int = 0) -> str:
     result = runner.invoke(app, list(args))
     assert result.exit_code == code, result.output
-    return result.output
+    # on success the JSON alone: log lines (httpx's, once a test configured logging) go to stderr; on an error
+    # the message, which is on stderr
+    return result.stdout if code == 0 else result.output
 
 
 def test_cli_add_list_show_test_remove(env, monkeypatch):
