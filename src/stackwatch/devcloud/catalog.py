@@ -115,6 +115,51 @@ def swift_endpoints(layout: Layout) -> dict[str, str]:
     return {"public": account, "internal": account, "admin": layout.url(layout.ports.swift_proxy, "/v1")}
 
 
+_IDENTITY = {"service_type": "identity", "interface": "public"}
+
+
+def ensure_service_user(s: ks_session.Session, name: str, password: str) -> None:
+    """User `name` in the `service` project with the admin and service roles; an existing one gets `password`."""
+    project = s.get("/projects?name=service", endpoint_filter=_IDENTITY).json()["projects"][0]["id"]
+    users = s.get(f"/users?name={name}", endpoint_filter=_IDENTITY).json()["users"]
+    if users:
+        uid = users[0]["id"]
+        s.patch(f"/users/{uid}", endpoint_filter=_IDENTITY, json={"user": {"password": password}})
+    else:
+        body = {"user": {"name": name, "password": password, "domain_id": "default"}}
+        uid = s.post("/users", endpoint_filter=_IDENTITY, json=body).json()["user"]["id"]
+    for role in ("admin", "service"):
+        rid = s.get(f"/roles?name={role}", endpoint_filter=_IDENTITY).json()["roles"][0]["id"]
+        s.put(f"/projects/{project}/users/{uid}/roles/{rid}", endpoint_filter=_IDENTITY)
+
+
+def set_endpoints(s: ks_session.Session, name: str, service_type: str, urls: dict[str, str],
+                  replace: bool = True) -> None:
+    """Service `name` of `service_type` with one endpoint per interface in `urls`. An existing service keeps
+    its id; its endpoints are replaced, or with `replace=False` left as they are."""
+    found = s.get(f"/services?type={service_type}", endpoint_filter=_IDENTITY).json()["services"]
+    if found and not replace:
+        return
+    if found:
+        sid = found[0]["id"]
+        for ep in s.get(f"/endpoints?service_id={sid}", endpoint_filter=_IDENTITY).json()["endpoints"]:
+            s.delete(f"/endpoints/{ep['id']}", endpoint_filter=_IDENTITY)
+    else:
+        body = {"service": {"name": name, "type": service_type, "enabled": True}}
+        sid = s.post("/services", endpoint_filter=_IDENTITY, json=body).json()["service"]["id"]
+    for interface, url in urls.items():
+        s.post("/endpoints", endpoint_filter=_IDENTITY, json={"endpoint": {
+            "service_id": sid, "interface": interface, "url": url, "region_id": REGION, "enabled": True}})
+
+
+def remove_service(s: ks_session.Session, service_type: str, user: str | None = None) -> None:
+    """Remove every service of `service_type` (Keystone deletes their endpoints with them) and user `user`."""
+    for svc in s.get(f"/services?type={service_type}", endpoint_filter=_IDENTITY).json()["services"]:
+        s.delete(f"/services/{svc['id']}", endpoint_filter=_IDENTITY)
+    for found in s.get(f"/users?name={user}", endpoint_filter=_IDENTITY).json()["users"] if user else ():
+        s.delete(f"/users/{found['id']}", endpoint_filter=_IDENTITY)
+
+
 def register_swift(layout: Layout, admin_password: str, swift_password: str) -> None:
     """User ``swift`` (the proxy's authtoken identity) in the service project, and the object-store service.
 
@@ -122,37 +167,10 @@ def register_swift(layout: Layout, admin_password: str, swift_password: str) -> 
     an existing ``swift`` user gets the new password, an existing object-store service keeps its endpoints.
     """
     s = admin_session(layout, admin_password)
-    ident = {"service_type": "identity", "interface": "public"}
-
-    def get(path: str) -> dict:
-        return s.get(path, endpoint_filter=ident).json()
-
-    def post(path: str, body: dict) -> dict:
-        return s.post(path, endpoint_filter=ident, json=body).json()
-
-    project = get("/projects?name=service")["projects"][0]["id"]
-    users = get("/users?name=swift")["users"]
-    if users:
-        uid = users[0]["id"]
-        s.patch(f"/users/{uid}", endpoint_filter=ident, json={"user": {"password": swift_password}})
-    else:
-        body = {"user": {"name": "swift", "password": swift_password, "domain_id": "default"}}
-        uid = post("/users", body)["user"]["id"]
-    for name in ("admin", "service"):
-        rid = get(f"/roles?name={name}")["roles"][0]["id"]
-        s.put(f"/projects/{project}/users/{uid}/roles/{rid}", endpoint_filter=ident)
-    if get("/services?type=object-store")["services"]:
-        return
-    sid = post("/services", {"service": {"name": "swift", "type": "object-store"}})["service"]["id"]
-    for interface, url in swift_endpoints(layout).items():
-        post("/endpoints", {"endpoint": {"service_id": sid, "interface": interface, "url": url, "region_id": REGION}})
+    ensure_service_user(s, "swift", swift_password)
+    set_endpoints(s, "swift", "object-store", swift_endpoints(layout), replace=False)
 
 
 def unregister_swift(layout: Layout, admin_password: str) -> None:
     """Remove the object-store service (Keystone deletes its endpoints with it) and the user ``swift``."""
-    s = admin_session(layout, admin_password)
-    ident = {"service_type": "identity", "interface": "public"}
-    for svc in s.get("/services?type=object-store", endpoint_filter=ident).json()["services"]:
-        s.delete(f"/services/{svc['id']}", endpoint_filter=ident)
-    for user in s.get("/users?name=swift", endpoint_filter=ident).json()["users"]:
-        s.delete(f"/users/{user['id']}", endpoint_filter=ident)
+    remove_service(admin_session(layout, admin_password), "object-store", user="swift")

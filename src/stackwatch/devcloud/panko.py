@@ -16,53 +16,24 @@ import time
 import urllib.request
 from pathlib import Path
 
-from keystoneauth1 import session as ks_session
-
 from stackwatch.devcloud import proc, telemetry_install
-from stackwatch.devcloud.catalog import admin_session
+from stackwatch.devcloud.catalog import admin_session, ensure_service_user, remove_service, set_endpoints
 from stackwatch.devcloud.layout import REGION, Layout
 
 SERVICE_TYPE = "event"
-_IDENT = {"service_type": "identity", "interface": "public"}
 
 
 def register(layout: Layout, admin_password: str, url: str, password: str) -> None:
     """User `panko` with `password`, service `panko` (type event) with public/internal/admin endpoints at
     `url`; on a devcloud that has them already, the password and the endpoints' URL are updated."""
-    s: ks_session.Session = admin_session(layout, admin_password)
-
-    def get(path: str) -> dict:
-        return s.get(path, endpoint_filter=_IDENT).json()
-
-    def post(path: str, body: dict) -> dict:
-        return s.post(path, endpoint_filter=_IDENT, json=body).json()
-
-    project = get("/projects?name=service")["projects"][0]["id"]
-    users = get("/users?name=panko")["users"]
-    if users:
-        uid = users[0]["id"]
-        s.patch(f"/users/{uid}", endpoint_filter=_IDENT, json={"user": {"password": password}})
-    else:
-        uid = post("/users", {"user": {"name": "panko", "password": password, "domain_id": "default"}})["user"]["id"]
-    for name in ("admin", "service"):
-        rid = get(f"/roles?name={name}")["roles"][0]["id"]
-        s.put(f"/projects/{project}/users/{uid}/roles/{rid}", endpoint_filter=_IDENT)
-    found = get(f"/services?type={SERVICE_TYPE}")["services"]
-    sid = found[0]["id"] if found else post(
-        "/services", {"service": {"name": "panko", "type": SERVICE_TYPE}})["service"]["id"]
-    for ep in get(f"/endpoints?service_id={sid}")["endpoints"]:
-        s.delete(f"/endpoints/{ep['id']}", endpoint_filter=_IDENT)
-    for interface in ("public", "internal", "admin"):
-        post("/endpoints", {"endpoint": {"service_id": sid, "interface": interface, "url": url, "region_id": REGION}})
+    s = admin_session(layout, admin_password)
+    ensure_service_user(s, "panko", password)
+    set_endpoints(s, "panko", SERVICE_TYPE, dict.fromkeys(("public", "internal", "admin"), url))
 
 
 def unregister(layout: Layout, admin_password: str) -> None:
     """Remove the `event` service (its endpoints go with it) and the user `panko`."""
-    s = admin_session(layout, admin_password)
-    for svc in s.get(f"/services?type={SERVICE_TYPE}", endpoint_filter=_IDENT).json()["services"]:
-        s.delete(f"/services/{svc['id']}", endpoint_filter=_IDENT)
-    for user in s.get("/users?name=panko", endpoint_filter=_IDENT).json()["users"]:
-        s.delete(f"/users/{user['id']}", endpoint_filter=_IDENT)
+    remove_service(admin_session(layout, admin_password), SERVICE_TYPE, user="panko")
 
 
 class PankoAddon:

@@ -26,7 +26,6 @@ from pathlib import Path
 from stackwatch.devcloud import proc
 
 REQUIREMENTS = ("zaqar[redis]>=23,<24", "keystonemiddleware")
-REGION = "RegionOne"
 
 
 class ZaqarError(RuntimeError):
@@ -149,19 +148,11 @@ def start(auth_url: str | None, admin_password: str | None, work: Path, timeout:
 
 
 def register(session, url: str) -> None:  # noqa: ANN001 - a keystoneauth session with an admin token
-    """Service type `messaging` in Keystone's catalog with one public endpoint, `url` (replacing older ones)."""
-    ident = {"service_type": "identity", "interface": "public"}
-    services = session.get("/services?type=messaging", endpoint_filter=ident).json()["services"]
-    if services:
-        service_id = services[0]["id"]
-    else:
-        service_id = session.post("/services", endpoint_filter=ident, json={"service": {
-            "name": "zaqar", "type": "messaging", "enabled": True}}).json()["service"]["id"]
-    for endpoint in session.get(f"/endpoints?service_id={service_id}", endpoint_filter=ident).json()["endpoints"]:
-        session.delete(f"/endpoints/{endpoint['id']}", endpoint_filter=ident)
-    for interface in ("public", "internal"):
-        session.post("/endpoints", endpoint_filter=ident, json={"endpoint": {
-            "service_id": service_id, "interface": interface, "url": url, "region_id": REGION, "enabled": True}})
+    """Service type `messaging` in Keystone's catalog with public and internal endpoints at `url` (replacing
+    older ones)."""
+    from stackwatch.devcloud.catalog import set_endpoints
+
+    set_endpoints(session, "zaqar", "messaging", dict.fromkeys(("public", "internal"), url))
 
 
 if __name__ == "__main__":  # pragma: no cover - .ci/run: `python -m stackwatch.devcloud.zaqar install`
